@@ -119,8 +119,7 @@ def check(ops: Sequence[Operation], model: CasRegister) -> ZoneOutcome:
     widest = None
     for zone in forward:
         if widest is not None and zone[0] < widest[1]:
-            return _conflict(ops, later=zone[2], earlier=widest[2],
-                             why="must both hold over an overlapping span")
+            return _conflict(ops, widest[2], zone[2], nested=False)
         if widest is None or zone[1] > widest[1]:
             widest = zone
 
@@ -132,19 +131,29 @@ def check(ops: Sequence[Operation], model: CasRegister) -> ZoneOutcome:
         if at >= 0:
             f_start, f_end, holder = forward[at]
             if f_start < start and end < f_end:
-                return _conflict(ops, later=cluster, earlier=holder,
-                                 why="must take effect while the other must hold")
+                return _conflict(ops, holder, cluster, nested=True)
     return ZoneOutcome(True)
 
 
-def _conflict(ops, later: _Cluster, earlier: _Cluster, why: str) -> ZoneOutcome:
-    """Describe two clusters that cannot both be satisfied; the op that cannot be placed is the
-    one of `later` whose placement is forced into `earlier`'s zone."""
-    failed = later.min_ret_op if later.min_ret_op is not None else later.max_call_op
-    members = ([earlier.write] if earlier.write is not None else []) + earlier.reads
-    reason = (f"value {later.value!r} and value {earlier.value!r} {why}: "
-              f"{earlier.value!r} must hold from {_t(earlier.min_ret)} to {_t(earlier.max_call)}")
-    return ZoneOutcome(False, reason, failed, members, earlier.value)
+def _conflict(ops, holder: _Cluster, other: _Cluster, nested: bool) -> ZoneOutcome:
+    """Describe two clusters that cannot both be satisfied.
+
+    The op that cannot be placed is the latest-invoked op of the two clusters (for a stale
+    read, the read itself); the conflicting ops are the other cluster's."""
+    late, early = (holder, other) if holder.max_call >= other.max_call else (other, holder)
+    failed = late.max_call_op
+    members = ([early.write] if early.write is not None else []) + early.reads
+    if late.min_ret_op is not None and late.min_ret_op != failed:
+        members.insert(0, late.min_ret_op)
+    if nested:
+        reason = (f"value {other.value!r} must take effect between {_t(other.max_call)} and "
+                  f"{_t(other.min_ret)}, while value {holder.value!r} must hold from "
+                  f"{_t(holder.min_ret)} to {_t(holder.max_call)}")
+    else:
+        reason = (f"value {holder.value!r} must hold from {_t(holder.min_ret)} to "
+                  f"{_t(holder.max_call)} and value {other.value!r} from {_t(other.min_ret)} "
+                  f"to {_t(other.max_call)}: the spans overlap")
+    return ZoneOutcome(False, reason, failed, members, early.value)
 
 
 def _t(x) -> str:

@@ -1,0 +1,73 @@
+"""Several checkers over one history, by name: what `faultline check` and a run's end use.
+
+Each entry of `CHECKERS` adapts one checker to a common call, `fn(history, settings)`, so that
+callers can pick checkers by name. The combined verdict is the worst (see `checkers.result`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from checkers.history import Op
+from checkers.linearizability import Budget, check_linearizable
+from checkers.lost_writes import check_register_lost_writes, check_set, check_set_full
+from checkers.models import Model, make_model
+from checkers.result import Result, combine
+from checkers.session import check_session
+from checkers.staleness import check_staleness
+from checkers.stats import check_stats
+
+
+@dataclass
+class Settings:
+    """What the checkers of a suite share: the model, the budget and the history's origin."""
+
+    model: Model = field(default_factory=lambda: make_model("cas-register"))
+    budget: Budget = field(default_factory=Budget)
+    workers: int | None = None
+    method: str = "auto"
+    timed_out_fail: str | None = None
+    session_scope: str = "key"
+    source: str | None = None
+
+
+def _linearizable(history: Sequence[Op], s: Settings) -> Result:
+    return check_linearizable(history, s.model, budget=s.budget, workers=s.workers,
+                              method=s.method, timed_out_fail=s.timed_out_fail, source=s.source)
+
+
+CHECKERS: dict[str, Callable[[Sequence[Op], Settings], Result]] = {
+    "linearizable": _linearizable,
+    "session": lambda h, s: check_session(list(h), scope=s.session_scope),
+    "set": lambda h, s: check_set(list(h)),
+    "set-full": lambda h, s: check_set_full(list(h)),
+    "lost-writes": lambda h, s: check_register_lost_writes(list(h)),
+    "staleness": lambda h, s: check_staleness(list(h)),
+    "stats": lambda h, s: check_stats(list(h)),
+}
+DEFAULT_CHECKERS = ("linearizable", "stats")
+
+
+def unknown_checkers(names: Sequence[str]) -> list[str]:
+    """The names in `names` that are not checkers."""
+    return [name for name in names if name not in CHECKERS]
+
+
+def run_checkers(history: Sequence[Op], names: Sequence[str] = DEFAULT_CHECKERS,
+                 settings: Settings | None = None) -> tuple[dict[str, Any], list[Result]]:
+    """Run the named checkers over `history`.
+
+    Returns the `results.json` object (top-level "valid", the worst verdict, and each
+    checker's result) and the results themselves. Raises ValueError for an unknown name,
+    HistoryError and ModelError for histories the checkers cannot read.
+    """
+    bad = unknown_checkers(names)
+    if bad:
+        raise ValueError(f"unknown checker {', '.join(map(repr, bad))}; checkers: "
+                         f"{', '.join(CHECKERS)}")
+    settings = settings or Settings()
+    results = [CHECKERS[name](history, settings) for name in names]
+    for name, result in zip(names, results):
+        result.checker = name
+    return combine(results), results

@@ -1,0 +1,66 @@
+"""The `faultline` command line: one parser, one subcommand per module, one error policy.
+
+A user mistake (bad option, unreadable or malformed history) ends with one line on stderr
+saying what was wrong and where, and exit code BAD_INPUT; never a traceback. Ctrl-C ends with
+INTERRUPTED after whatever the subcommand cleans up on the way out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from checkers.history import HistoryError
+from checkers.models import ModelError
+
+# Exit codes, documented in the README.
+VALID = 0
+INVALID = 1
+UNKNOWN = 2
+BAD_INPUT = 3
+LIVENESS = 4
+INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """A mistake in how faultline was called: reported in one line, exit BAD_INPUT."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on bad usage, which here means "unknown": report it as bad input."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's signature
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(BAD_INPUT)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser, with every subcommand registered."""
+    from harness import check_command
+
+    parser = _Parser(prog="faultline",
+                     description="Fault-injection testing and history checking for replicated "
+                                 "stores.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    check_command.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `faultline` script; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except (HistoryError, ModelError, UsageError) as exc:
+        print(f"faultline: error: {exc}", file=sys.stderr)
+        return BAD_INPUT
+    except KeyboardInterrupt:
+        print("faultline: interrupted", file=sys.stderr)
+        return INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""What a person sees in the terminal: progress while work goes on, tables when it ends.
+
+Progress goes to stderr (and only to a terminal), results to stdout, so that piping the
+output of a command keeps only its results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+_VERDICT_STYLE = {True: ("valid", "bold green"), False: ("INVALID", "bold red"),
+                  "unknown": ("unknown", "bold yellow")}
+
+
+def verdict_text(valid: Any) -> str:
+    """A verdict as rich markup: valid, INVALID or unknown."""
+    word, style = _VERDICT_STYLE.get(valid, (str(valid), "bold"))
+    return f"[{style}]{word}[/]"
+
+
+@contextlib.contextmanager
+def status(message: str, quiet: bool = False) -> Iterator[None]:
+    """A spinner with `message` on stderr while the block runs (nothing when not a terminal)."""
+    if quiet or not err.is_terminal:
+        yield
+        return
+    with err.status(message):
+        yield
+
+
+@contextlib.contextmanager
+def progress(total: int, message: str, quiet: bool = False) -> Iterator[Callable[[], None]]:
+    """A progress bar over `total` steps; yields the function that advances it by one."""
+    if quiet or not err.is_terminal:
+        yield lambda: None
+        return
+    bar = Progress(TextColumn(message), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=err, transient=True)
+    with bar:
+        task = bar.add_task(message, total=total)
+        yield lambda: bar.advance(task)
+
+
+def print_results(combined: dict, results: list, written: Path | None = None) -> None:
+    """The verdict of each checker, the combined verdict, and the counterexamples."""
+    table = Table(title=f"checked {combined.get('history', '')}", title_justify="left")
+    table.add_column("checker")
+    table.add_column("verdict")
+    table.add_column("summary", overflow="fold")
+    for result in results:
+        table.add_row(result.checker, verdict_text(result.valid), result.summary)
+    out.print(table)
+    for result in results:
+        if result.valid is False and result.counterexample:
+            _print_counterexample(result)
+    seconds = combined.get("seconds", {})
+    out.print(f"verdict: {verdict_text(combined['valid'])}"
+              f"  (read {seconds.get('read', 0):.2f} s, checked {seconds.get('check', 0):.2f} s)")
+    if written:
+        out.print(f"results written to {written}")
+
+
+def _print_counterexample(result) -> None:
+    ce = result.counterexample
+    out.print(f"\n[bold]{result.checker}: counterexample[/]")
+    if result.checker == "linearizable":
+        out.print(f"  key: {ce.get('key')}   method: {ce.get('method')}")
+        out.print(f"  {ce.get('explanation')}")
+        out.print(f"  cannot place: {ce['op']['description']}")
+        out.print(f"  state before it: {ce.get('state_before')}")
+        if ce.get("prefix_length"):
+            out.print(f"  longest linearizable prefix: {ce['prefix_length']} ops, ending with:")
+            for op in ce.get("prefix_tail", []):
+                out.print(f"    {op['description']}")
+        for label in ("conflicting", "concurrent"):
+            if ce.get(label):
+                out.print(f"  {label} ops:")
+                for op in ce[label]:
+                    out.print(f"    {op['description']}")
+        return
+    # Other checkers' counterexamples are plain JSON: show them compactly, a line per entry.
+    for name, value in ce.items():
+        if isinstance(value, list):
+            out.print(f"  {name}:")
+            for item in value[:10]:
+                out.print(f"    {item}")
+        else:
+            out.print(f"  {name}: {value}")
+
+
+def print_manifest(rows: list[dict]) -> None:
+    """A table of expected against found verdicts for a corpus, and a count of disagreements."""
+    table = Table(title="corpus", title_justify="left")
+    table.add_column("history", overflow="fold")
+    for column in ("model", "expected", "found", "method", "seconds", ""):
+        table.add_column(column, no_wrap=True)
+    for row in rows:
+        mark = "[green]agrees[/]" if row["agrees"] else "[bold red]DISAGREES[/]"
+        table.add_row(row["file"], row["model"], verdict_text(row["expected"]),
+                      verdict_text(row["found"]), row["method"], f"{row['seconds']:.3f}", mark)
+    out.print(table)
+    disagreements = sum(1 for row in rows if not row["agrees"])
+    out.print(f"{len(rows)} histories, {len(rows) - disagreements} agree, "
+              f"{disagreements} disagree")
