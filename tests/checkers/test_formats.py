@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import tempfile
 from pathlib import Path
@@ -19,9 +18,7 @@ from checkers.history import NEMESIS, TYPES, HistoryError, Op
 from checkers.jepsen_log import read_jepsen_log
 from checkers.jsonl import HistoryWriter, iter_jsonl, read_jsonl, write_jsonl
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("FAULTLINE_SHARED", REPO.parent / "shared"))
-CORPORA = SHARED / "corpora"
+from tests.corpora import CORPORA, needs_corpora
 
 
 def corpus_files() -> list[Path]:
@@ -29,11 +26,6 @@ def corpus_files() -> list[Path]:
         return []
     return sorted(p for p in CORPORA.rglob("*")
                   if p.is_file() and p.name not in ("README.md", "manifest.json"))
-
-
-needs_corpora = pytest.mark.skipif(
-    not CORPORA.is_dir(),
-    reason=f"history corpora not found at {CORPORA} (set FAULTLINE_SHARED to the shared dir)")
 
 
 def assert_names(exc: HistoryError, path: Path, line: int | None, field: str | None = None):
