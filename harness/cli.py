@@ -60,7 +60,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("faultline: interrupted", file=sys.stderr)
         return INTERRUPTED
-
-
-if __name__ == "__main__":
-    sys.exit(main())
