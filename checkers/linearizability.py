@@ -10,6 +10,8 @@ history invalid, and its counterexample is reported.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import time
 from dataclasses import dataclass
@@ -24,6 +26,8 @@ DEFAULT_MEMORY_BYTES = 2 * 1024 ** 3
 # Below this many operations, starting worker processes costs more than it saves.
 PARALLEL_MIN_OPS = 40_000
 CONTEXT_OPS = 12   # concurrent ops shown around a counterexample
+PREFIX_SEARCH_SECONDS = 2.0
+PREFIX_SEARCH_CONFIGS = 2_000_000
 
 
 @dataclass
@@ -50,24 +54,25 @@ def check_linearizable(history: Sequence[Op], model: Model, *, budget: Budget | 
     """
     started = time.perf_counter()
     budget = budget or Budget()
-    operations = pair(history, source=source, timed_out_fail=timed_out_fail)
-    relevant = [op for op in operations if model.relevant(op)]
-    partitions = _partition(relevant, model.split_by_key)
-    deadline = None if budget.seconds is None else time.monotonic() + budget.seconds
-
-    if workers is None:
-        workers = _choose_workers(partitions)
-    tasks = list(partitions.items())
-    if workers > 1 and len(tasks) > 1:
-        outcomes = _run_parallel(tasks, model, method, deadline, budget, workers)
-    else:
-        max_configs = budget.memory_bytes // wgl.BYTES_PER_CONFIG
-        outcomes = []
-        for key, ops in tasks:
-            outcome = _check_partition(key, ops, model, method, deadline, max_configs)
-            outcomes.append(outcome)
-            if outcome["valid"] is False:
-                break
+    with _gc_paused():
+        operations = pair(history, source=source, timed_out_fail=timed_out_fail)
+        relevant = [op for op in operations if model.relevant(op)]
+        partitions = _partition(relevant, model.split_by_key)
+        deadline = None if budget.seconds is None else time.monotonic() + budget.seconds
+        outcomes, searches = _fast_paths(partitions, model, method)
+        if not any(o["valid"] is False for o in outcomes):
+            if workers is None:
+                workers = _choose_workers(searches)
+            if workers > 1 and len(searches) > 1:
+                outcomes += _run_parallel(searches, model, deadline, budget, workers)
+            else:
+                workers = 1
+                max_configs = budget.memory_bytes // wgl.BYTES_PER_CONFIG
+                for key, ops in searches:
+                    outcome = _search_partition(key, ops, model, deadline, max_configs)
+                    outcomes.append(outcome)
+                    if outcome["valid"] is False:
+                        break
 
     verdict = worst(o["valid"] for o in outcomes)
     methods: dict[str, int] = {}
@@ -79,7 +84,7 @@ def check_linearizable(history: Sequence[Op], model: Model, *, budget: Budget | 
         "keys": len(partitions),
         "methods": methods,
         "configurations": sum(o.get("configurations", 0) for o in outcomes),
-        "workers": workers,
+        "workers": workers or 1,
         "seconds": round(time.perf_counter() - started, 3),
     }
     unknown_keys = [o["key"] for o in outcomes if o["valid"] == UNKNOWN]
@@ -88,6 +93,8 @@ def check_linearizable(history: Sequence[Op], model: Model, *, budget: Budget | 
     counterexample = None
     if verdict is False:
         failing = next(o for o in outcomes if o["valid"] is False)
+        if failing["method"] != "search":
+            _add_search_prefix(failing, partitions[failing["key"]], model)
         counterexample = _counterexample(failing, partitions[failing["key"]], model)
         summary = (f"not linearizable: key {_jsonable(failing['key'])}: "
                    f"{counterexample['explanation']}")
@@ -110,37 +117,64 @@ def _partition(ops: list[Operation], split: bool) -> dict[Hashable, list[Operati
     return parts
 
 
-def _choose_workers(partitions: dict) -> int:
-    total = sum(len(ops) for ops in partitions.values())
-    if total < PARALLEL_MIN_OPS or len(partitions) < 2:
+@contextlib.contextmanager
+def _gc_paused():
+    """Pause the cyclic garbage collector: checking builds millions of small objects and no
+    cycles, and collections that rescan them all would double the time."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _choose_workers(searches: list) -> int:
+    total = sum(len(ops) for _, ops in searches)
+    if total < PARALLEL_MIN_OPS or len(searches) < 2:
         return 1
-    return max(1, min(len(partitions), os.cpu_count() or 1))
+    return max(1, min(len(searches), os.cpu_count() or 1))
 
 
-def _check_partition(key, ops, model, method, deadline, max_configs) -> dict:
-    """Decide one partition; returns a small picklable dict (it may cross processes)."""
-    out: dict[str, Any] = {"key": key}
-    if method in ("auto", "versions") and versions.applicable(ops, model):
-        if versions.consistent(ops, model):
-            out.update(valid=True, method="versions")
-            return out
-        out["versions_inconsistent"] = True
-    elif method == "versions":
-        raise ValueError("the versions method needs a register whose ops all carry versions")
-    if method in ("auto", "zones") and zones.applicable(ops, model):
-        found = zones.check(ops, model)
-        out.update(valid=found.linearizable, method="zones")
-        if not found.linearizable:
-            out.update(failed_op=found.failed_op, explanation=found.reason,
-                       conflicting=found.conflicting, state_before=found.state_before)
-        return out
-    if method == "zones":
-        raise ValueError("the zones method needs a register without cas and unique values")
-    out["method"] = "search"
+def _fast_paths(partitions: dict, model, method: str) -> tuple[list[dict], list]:
+    """Decide every partition a fast path applies to, in this process (they are linear or
+    O(n log n): worker processes would cost more than they save). Returns the outcomes and the
+    (key, ops) partitions left for the search."""
+    outcomes, searches = [], []
+    for key, ops in partitions.items():
+        outcome: dict[str, Any] = {"key": key}
+        if method in ("auto", "versions") and versions.applicable(ops, model):
+            if versions.consistent(ops, model):
+                outcome.update(valid=True, method="versions")
+                outcomes.append(outcome)
+                continue
+            outcome["versions_inconsistent"] = True
+        elif method == "versions":
+            raise ValueError("the versions method needs a register whose ops all carry "
+                             "versions")
+        if method in ("auto", "zones") and zones.applicable(ops, model):
+            found = zones.check(ops, model)
+            outcome.update(valid=found.linearizable, method="zones")
+            if not found.linearizable:
+                outcome.update(failed_op=found.failed_op, explanation=found.reason,
+                               conflicting=found.conflicting, state_before=found.state_before)
+                return [outcome], []
+            outcomes.append(outcome)
+            continue
+        if method == "zones":
+            raise ValueError("the zones method needs a register without cas and unique values")
+        searches.append((key, ops))
+    return outcomes, searches
+
+
+def _search_partition(key, ops, model, deadline, max_configs) -> dict:
+    """Decide one partition by the search; a small picklable dict (it may cross processes)."""
+    out: dict[str, Any] = {"key": key, "method": "search"}
     try:
         found = wgl.search(ops, model, deadline=deadline, max_configurations=max_configs)
     except wgl.BudgetExceeded as exc:
-        out.update(valid=UNKNOWN, reason=exc.reason)
+        out.update(valid=UNKNOWN, reason=exc.reason, configurations=exc.configurations)
         return out
     out.update(valid=found.linearizable, configurations=found.configurations)
     if not found.linearizable:
@@ -157,15 +191,15 @@ _SHARED: dict[str, Any] = {}
 
 def _worker(index: int) -> dict:
     key, ops = _SHARED["tasks"][index]
-    return _check_partition(key, ops, _SHARED["model"], _SHARED["method"],
-                            _SHARED["deadline"], _SHARED["max_configs"])
+    return _search_partition(key, ops, _SHARED["model"], _SHARED["deadline"],
+                             _SHARED["max_configs"])
 
 
-def _run_parallel(tasks, model, method, deadline, budget: Budget, workers: int) -> list[dict]:
+def _run_parallel(tasks, model, deadline, budget: Budget, workers: int) -> list[dict]:
     import multiprocess
 
     context = multiprocess.get_context("fork")
-    _SHARED.update(tasks=tasks, model=model, method=method, deadline=deadline,
+    _SHARED.update(tasks=tasks, model=model, deadline=deadline,
                    max_configs=budget.memory_bytes // workers // wgl.BYTES_PER_CONFIG)
     # Largest partitions first, so that the last worker to finish is not handed the biggest.
     order = sorted(range(len(tasks)), key=lambda i: -len(tasks[i][1]))
@@ -180,6 +214,19 @@ def _run_parallel(tasks, model, method, deadline, budget: Budget, workers: int) 
     finally:
         _SHARED.clear()
     return outcomes
+
+
+def _add_search_prefix(outcome: dict, ops: list[Operation], model) -> None:
+    """A fast path names the conflict; the search adds the longest linearizable prefix and
+    the state it leaves, when it can find them quickly (crashed ops can make it slow)."""
+    try:
+        found = wgl.search(ops, model, deadline=time.monotonic() + PREFIX_SEARCH_SECONDS,
+                           max_configurations=PREFIX_SEARCH_CONFIGS)
+    except wgl.BudgetExceeded:
+        return
+    if not found.linearizable:
+        outcome.update(failed_op=found.failed_op, prefix=found.prefix,
+                       state_before=found.state_before)
 
 
 def _counterexample(outcome: dict, ops: list[Operation], model) -> dict:

@@ -37,9 +37,10 @@ BYTES_PER_CONFIG = 120     # a set slot plus a 128-bit int, measured with tracem
 class BudgetExceeded(Exception):
     """The search ran out of time or memory before deciding."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, configurations: int):
         super().__init__(reason)
         self.reason = reason
+        self.configurations = configurations
 
 
 @dataclass
@@ -130,9 +131,11 @@ def search(ops: Sequence[Operation], model, *, deadline: float | None = None,
         if countdown == 0:
             countdown = _CHECK_EVERY
             if deadline is not None and clock() > deadline:
-                raise BudgetExceeded(f"time budget spent after {len(seen)} configurations")
+                raise BudgetExceeded(f"time budget spent after {len(seen)} configurations",
+                                     len(seen))
             if len(seen) > limit:
-                raise BudgetExceeded(f"memory budget spent: {len(seen)} configurations")
+                raise BudgetExceeded(f"memory budget spent: {len(seen)} configurations",
+                                     len(seen))
         if entry == -1:
             # Every entry was lifted: all operations are placed.
             return SearchOutcome(True, len(seen), steps)
