@@ -19,7 +19,7 @@ from typing import Any, Hashable, Sequence
 
 from checkers import versions, wgl, zones
 from checkers.history import Op, Operation, pair
-from checkers.models import Model
+from checkers.models import Model, ModelError
 from checkers.result import UNKNOWN, Result, worst
 
 DEFAULT_MEMORY_BYTES = 2 * 1024 ** 3
@@ -44,7 +44,7 @@ def check_linearizable(history: Sequence[Op], model: Model, *, budget: Budget | 
     """Decide whether `history` is linearizable under `model`.
 
     - `method`: "auto" (fast paths where they apply), or force "search", "zones", "versions"
-      (a forced method that does not apply is a ValueError).
+      (a forced method that does not apply is a ModelError).
     - `workers`: worker processes for independent keys; None chooses by history size.
     Returns a Result with valid True, False or "unknown" (budget spent), figures (ops, keys,
     methods used, configurations explored, seconds) and, on False, a counterexample naming the
@@ -151,7 +151,7 @@ def _fast_paths(partitions: dict, model, method: str) -> tuple[list[dict], list]
                 continue
             outcome["versions_inconsistent"] = True
         elif method == "versions":
-            raise ValueError("the versions method needs a register whose ops all carry "
+            raise ModelError("the versions method needs a register whose ops all carry "
                              "versions")
         if method in ("auto", "zones") and zones.applicable(ops, model):
             found = zones.check(ops, model)
@@ -163,7 +163,8 @@ def _fast_paths(partitions: dict, model, method: str) -> tuple[list[dict], list]
             outcomes.append(outcome)
             continue
         if method == "zones":
-            raise ValueError("the zones method needs a register without cas and unique values")
+            raise ModelError("the zones method needs a register without cas and with unique "
+                             "written values")
         searches.append((key, ops))
     return outcomes, searches
 

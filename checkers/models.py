@@ -149,12 +149,20 @@ class StringAppend:
     def step(self, state: Hashable, op: Operation) -> tuple[bool, Hashable]:
         f = op.f
         if f in READS:
-            return state == ("" if op.output is None else op.output), state
+            return state == self._string(op.output, op), state
         if f in WRITES:
-            return True, "" if op.input is None else str(op.input)
+            return True, self._string(op.input, op)
         if f in APPENDS:
-            return True, state + ("" if op.input is None else str(op.input))
+            return True, state + self._string(op.input, op)
         raise ModelError(f"the {self.name} model has no operation {f!r} (process {op.process})")
+
+    def _string(self, value: Any, op: Operation) -> str:
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise ModelError(f"the {self.name} model takes strings, got {value!r} "
+                             f"(process {op.process} {op.f})")
+        return value
 
     def describe_state(self, state: Hashable) -> str:
         return repr(state)

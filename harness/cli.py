@@ -57,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     except (HistoryError, ModelError, UsageError) as exc:
         print(f"faultline: error: {exc}", file=sys.stderr)
         return BAD_INPUT
+    except OSError as exc:
+        # A file that cannot be read or written: the user's environment, not a bug here.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"faultline: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return BAD_INPUT
     except KeyboardInterrupt:
         print("faultline: interrupted", file=sys.stderr)
         return INTERRUPTED

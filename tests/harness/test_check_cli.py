@@ -93,6 +93,7 @@ def test_edn_with_knossos_conventions(tmp_path):
     (["check", "examples"], ["history.jsonl"]),
     (["check", "--manifest", "no/such/manifest.json"], ["manifest"]),
     (["frobnicate"], ["frobnicate"]),
+    (["check", "examples/register-history.jsonl", "--model", "string-append"], ["strings"]),
 ])
 def test_bad_input_is_one_line_and_exit_3(args, fragments):
     assert_one_line_error(faultline(*args), *fragments)
@@ -119,6 +120,13 @@ def test_a_second_invoke_before_completion_is_bad_input(tmp_path):
         '{"index":0,"time":1,"process":1,"type":"invoke","f":"read","key":null,"value":null}\n'
         '{"index":1,"time":2,"process":1,"type":"invoke","f":"read","key":null,"value":null}\n')
     assert_one_line_error(faultline("check", str(path)), "double.jsonl:2", "invokes again")
+
+
+def test_a_method_that_does_not_apply_is_bad_input(tmp_path):
+    path = tmp_path / "cas.edn"
+    path.write_text("[{:process 0 :type :invoke :f :cas :value [0 1]}\n"
+                    " {:process 0 :type :ok :f :cas :value [0 1]}]\n")
+    assert_one_line_error(faultline("check", str(path), "--method", "zones"), "zones method")
 
 
 @needs_corpora
