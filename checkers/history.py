@@ -133,6 +133,18 @@ class Operation:
 READ_FS = frozenset({"read", "get", "r"})
 
 
+def freeze(value: Any) -> Hashable:
+    """A hashable stand-in for a JSON value: lists become tuples, dicts sorted item tuples.
+
+    Model states and value comparisons need hashables; values from JSON or EDN may be lists.
+    """
+    if isinstance(value, list):
+        return tuple(freeze(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, freeze(v)) for k, v in value.items()))
+    return value
+
+
 def _show(value: Any) -> str:
     if value is None:
         return "nil"

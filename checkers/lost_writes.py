@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Hashable
 
 from checkers.figures import jsonable, ns_to_ms, quantiles, sorted_values
-from checkers.history import INFO, OK, READ_FS, Op, Operation, pair
+from checkers.history import INFO, OK, READ_FS, Op, Operation, pair, freeze
 from checkers.result import UNKNOWN, Result
 
 ADD = "add"
@@ -31,20 +31,11 @@ MAX_EXAMPLES = 20
 STABLE_LATENCY_QS = (0, 0.5, 0.95, 0.99, 1)
 
 
-def _freeze(value: Any) -> Hashable:
-    """A hashable stand-in for a JSON value (lists become tuples, dicts sorted item tuples)."""
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    if isinstance(value, dict):
-        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
-    return value
-
-
 def _elements(read: Operation) -> list[Hashable]:
     """The elements a set read returned (None is the empty set)."""
     if read.output is None:
         return []
-    return [_freeze(e) for e in read.output]
+    return [freeze(e) for e in read.output]
 
 
 def _listing(elements) -> list:
@@ -74,7 +65,7 @@ def check_set(history: list[Op]) -> Result:
     final_read: dict[Hashable, Operation] = {}
     for op in operations:
         if op.f == ADD:
-            element = _freeze(op.input)
+            element = freeze(op.input)
             attempts[op.key].add(element)
             if op.outcome == OK:
                 acknowledged[op.key].add(element)
@@ -261,7 +252,7 @@ def _follow(adds: list[Operation], reads: list[Operation]) -> dict[Hashable, _El
     """Each attempted element with its add, acknowledgement and the reads that saw it."""
     elements: dict[Hashable, _Element] = {}
     for op in adds:
-        element = _freeze(op.input)
+        element = freeze(op.input)
         e = elements.get(element)
         if e is None:
             e = elements[element] = _Element(element, op)
@@ -412,7 +403,7 @@ def _lost_in_register(ops: list[Operation]) -> _RegisterFindings:
     writers: dict[Hashable, list[Operation]] = defaultdict(list)
     for op in ops:
         if op.f not in READ_FS and op.outcome in (OK, INFO):
-            writers[_freeze(_written_value(op))].append(op)
+            writers[freeze(_written_value(op))].append(op)
     found.ambiguous_values = sum(1 for w in writers.values() if len(w) > 1)
 
     def written(value: Hashable) -> _Written | None:
@@ -432,7 +423,7 @@ def _lost_in_register(ops: list[Operation]) -> _RegisterFindings:
     last_read_of: dict[Hashable, int] = {}
     sources: list[_Written | None] = []
     for r in reads:
-        value = _freeze(r.output)
+        value = freeze(r.output)
         last_read_of[value] = max(last_read_of.get(value, r.call), r.call)
         sources.append(written(value))
     # oldest[i]: among reads i.., the one whose value was surely written earliest
@@ -445,7 +436,7 @@ def _lost_in_register(ops: list[Operation]) -> _RegisterFindings:
     for w in ops:
         if w.f in READ_FS or w.outcome != OK:
             continue
-        value = _freeze(_written_value(w))
+        value = freeze(_written_value(w))
         if len(writers[value]) > 1:
             continue
         found.writes_checked += 1

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Hashable, Protocol
 
-from checkers.history import FAIL, OK, Operation
+from checkers.history import FAIL, OK, Operation, freeze
 
 NIL_READS = ("any", "absent")
 FAILED_CAS = ("no-op", "mismatch")
@@ -53,15 +53,6 @@ class Model(Protocol):
     def describe_state(self, state: Hashable) -> str: ...
 
 
-def _freeze(value: Any) -> Hashable:
-    """Values from JSON or EDN may be lists or dicts; states and comparisons need hashables."""
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    if isinstance(value, dict):
-        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
-    return value
-
-
 class CasRegister:
     """A register with read, write and compare-and-set; one per key when split by key.
 
@@ -79,7 +70,7 @@ class CasRegister:
         if failed_cas not in FAILED_CAS:
             raise ModelError(
                 f"failed_cas must be one of {', '.join(FAILED_CAS)}, got {failed_cas!r}")
-        self.initial = _freeze(initial)
+        self.initial = freeze(initial)
         self.nil_read = nil_read
         self.failed_cas = failed_cas
         self.split_by_key = split_by_key
@@ -101,15 +92,15 @@ class CasRegister:
         cas (state must be a, then b), mismatch (state must not be a). Raises ModelError."""
         f = op.f
         if f in READS:
-            return ("read", _freeze(op.output), None)
+            return ("read", freeze(op.output), None)
         if f in WRITES:
-            return ("write", None, _freeze(op.input))
+            return ("write", None, freeze(op.input))
         if f in CAS:
             value = op.input
             if not isinstance(value, (list, tuple)) or len(value) != 2:
                 raise ModelError(f"cas value must be [expected, new], got {value!r} "
                                  f"(process {op.process})")
-            expected, new = _freeze(value[0]), _freeze(value[1])
+            expected, new = freeze(value[0]), freeze(value[1])
             if op.outcome == FAIL:
                 return ("mismatch", expected, None)
             return ("cas", expected, new)
@@ -129,14 +120,10 @@ class CasRegister:
         return "nil" if state is None else repr(state)
 
 
-class StringAppend:
-    """A string per key with get, put and append (Porcupine's kv test model)."""
+class _CollectionModel:
+    """What string-append and set share: failed ops did not happen, crashed reads say nothing."""
 
-    name = "string-append"
-
-    def __init__(self, initial: Any = "", split_by_key: bool = True):
-        self.initial = "" if initial is None else str(initial)
-        self.split_by_key = split_by_key
+    initial: Hashable
 
     def init(self) -> Hashable:
         return self.initial
@@ -145,6 +132,16 @@ class StringAppend:
         if op.outcome == FAIL:
             return False
         return not (op.f in READS and op.outcome != OK)
+
+
+class StringAppend(_CollectionModel):
+    """A string per key with get, put and append (Porcupine's kv test model)."""
+
+    name = "string-append"
+
+    def __init__(self, initial: Any = "", split_by_key: bool = True):
+        self.initial = "" if initial is None else str(initial)
+        self.split_by_key = split_by_key
 
     def step(self, state: Hashable, op: Operation) -> tuple[bool, Hashable]:
         f = op.f
@@ -168,22 +165,14 @@ class StringAppend:
         return repr(state)
 
 
-class SetModel:
+class SetModel(_CollectionModel):
     """A set per key with add (of one element) and read (of the whole set)."""
 
     name = "set"
 
     def __init__(self, initial: Any = None, split_by_key: bool = True):
-        self.initial = frozenset(_freeze(v) for v in (initial or ()))
+        self.initial = frozenset(freeze(v) for v in (initial or ()))
         self.split_by_key = split_by_key
-
-    def init(self) -> Hashable:
-        return self.initial
-
-    def relevant(self, op: Operation) -> bool:
-        if op.outcome == FAIL:
-            return False
-        return not (op.f in READS and op.outcome != OK)
 
     def step(self, state: Hashable, op: Operation) -> tuple[bool, Hashable]:
         f = op.f
@@ -192,9 +181,9 @@ class SetModel:
             if not isinstance(seen, (list, tuple, set, frozenset)):
                 raise ModelError(f"a set read must return a collection, got {seen!r} "
                                  f"(process {op.process})")
-            return frozenset(_freeze(v) for v in seen) == state, state
+            return frozenset(freeze(v) for v in seen) == state, state
         if f in ADDS:
-            return True, state | {_freeze(op.input)}
+            return True, state | {freeze(op.input)}
         raise ModelError(f"the {self.name} model has no operation {f!r} (process {op.process})")
 
     def describe_state(self, state: Hashable) -> str:

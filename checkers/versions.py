@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from checkers.history import Operation
-from checkers.models import CAS, READS, WRITES, CasRegister, _freeze
+from checkers.history import Operation, freeze
+from checkers.models import CAS, READS, WRITES, CasRegister
 
 INITIAL_VERSION = 0
 
@@ -58,7 +58,7 @@ def consistent(ops: Sequence[Operation], model: CasRegister) -> bool:
     for op in ops:
         version = op.version
         if op.f in READS:
-            seen = _freeze(op.output)
+            seen = freeze(op.output)
             if version not in value_of:
                 crashed = crashed_by_value.get(seen)
                 if crashed is None or version is None:
@@ -78,7 +78,7 @@ def consistent(ops: Sequence[Operation], model: CasRegister) -> bool:
     ordered_versions = sorted(value_of)
     for before, after in zip(ordered_versions, ordered_versions[1:]):
         op = writer_of.get(after)
-        if op is not None and op.f in CAS and _freeze(op.input[0]) != value_of[before]:
+        if op is not None and op.f in CAS and freeze(op.input[0]) != value_of[before]:
             return False
 
     events = []
@@ -101,4 +101,4 @@ def consistent(ops: Sequence[Operation], model: CasRegister) -> bool:
 
 
 def _new_value(op: Operation):
-    return _freeze(op.input[1]) if op.f in CAS else _freeze(op.input)
+    return freeze(op.input[1]) if op.f in CAS else freeze(op.input)

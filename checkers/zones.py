@@ -19,8 +19,8 @@ import bisect
 from dataclasses import dataclass, field
 from typing import Hashable, Sequence
 
-from checkers.history import Operation
-from checkers.models import CAS, READS, WRITES, CasRegister, _freeze
+from checkers.history import Operation, freeze
+from checkers.models import CAS, READS, WRITES, CasRegister
 
 _INF = float("inf")
 _NEG_INF = float("-inf")
@@ -48,7 +48,7 @@ def applicable(ops: Sequence[Operation], model) -> bool:
     for op in ops:
         f = op.f
         if f in WRITES:
-            value = _freeze(op.input)
+            value = freeze(op.input)
             if value in written or value == model.initial:
                 return False
             written.add(value)
@@ -84,7 +84,7 @@ def check(ops: Sequence[Operation], model: CasRegister) -> ZoneOutcome:
     clusters[model.initial] = initial
     for index, op in enumerate(ops):
         if op.f in WRITES:
-            value = _freeze(op.input)
+            value = freeze(op.input)
             cluster = clusters.get(value)
             if cluster is None:
                 cluster = clusters[value] = _Cluster(value)
@@ -93,7 +93,7 @@ def check(ops: Sequence[Operation], model: CasRegister) -> ZoneOutcome:
     for index, op in enumerate(ops):
         if op.f in WRITES:
             continue
-        value = _freeze(op.output)
+        value = freeze(op.output)
         cluster = clusters.get(value)
         if cluster is None or (cluster is not initial and cluster.write is None):
             return ZoneOutcome(False, f"read returned {value!r}, which was never written",
