@@ -1,0 +1,156 @@
+"""Which processes each live harness started, so that a crashed harness's leftovers are found.
+
+Every harness that starts processes keeps one small JSON file in the state directory, named
+after its own pid, listing what it started (pid and creation time, so that a reused pid is
+never mistaken for ours). `reap_stale` kills the processes of every file whose harness is gone
+and removes the file: the guard normally does this already, and this is the second line of
+defence (a guard that was itself SIGKILLed, a machine that was suspended).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+STATE_DIR_ENV = "FAULTLINE_STATE_DIR"
+
+
+def state_dir() -> Path:
+    """Where registries live: $FAULTLINE_STATE_DIR, else a per-user folder in the temp dir."""
+    configured = os.environ.get(STATE_DIR_ENV)
+    base = Path(configured) if configured else Path(tempfile.gettempdir()) / (
+        f"faultline-{os.getuid()}")
+    path = base / "live"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A process as recorded: enough to find it again and to be sure it is the same one."""
+
+    pid: int
+    create_time: float
+    name: str
+
+    @classmethod
+    def of(cls, pid: int, name: str) -> "Recorded":
+        return cls(pid, psutil.Process(pid).create_time(), name)
+
+    def alive(self) -> psutil.Process | None:
+        """The process, if it still runs and is the one recorded (not a reused pid)."""
+        try:
+            process = psutil.Process(self.pid)
+            if abs(process.create_time() - self.create_time) > 0.01:
+                return None
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return None
+            return process
+        except psutil.Error:
+            return None
+
+
+class Registry:
+    """This harness's registry file; thread-safe; removed by `close()`."""
+
+    def __init__(self, directory: Path | None = None):
+        self.path = (directory or state_dir()) / f"{os.getpid()}.json"
+        self._owner = Recorded.of(os.getpid(), "harness")
+        self._processes: dict[int, Recorded] = {}
+        self._lock = threading.Lock()
+
+    def add(self, pid: int, name: str) -> None:
+        """Record a started process (call right after starting it)."""
+        with self._lock:
+            self._processes[pid] = Recorded.of(pid, name)
+            self._write()
+
+    def remove(self, pid: int) -> None:
+        """Forget a process that has ended."""
+        with self._lock:
+            if self._processes.pop(pid, None) is not None:
+                self._write()
+
+    def close(self) -> None:
+        """Remove the file: everything recorded has been ended."""
+        with self._lock:
+            self._processes.clear()
+            self.path.unlink(missing_ok=True)
+
+    def _write(self) -> None:
+        data = {"owner": vars(self._owner),
+                "processes": [vars(p) for p in self._processes.values()]}
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, self.path)
+
+
+def reap_stale(directory: Path | None = None) -> list[Recorded]:
+    """Kill the processes of every registry whose harness is no longer running.
+
+    Returns the processes that were found alive and killed (with their children). Registries
+    that cannot be read are removed: they can only be the remains of a crash mid-write.
+    """
+    reaped: list[Recorded] = []
+    for path in (directory or state_dir()).glob("*.json"):
+        try:
+            data = json.loads(path.read_text())
+            owner = Recorded(**data["owner"])
+            processes = [Recorded(**p) for p in data["processes"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            path.unlink(missing_ok=True)
+            continue
+        if owner.alive() is not None:
+            continue
+        for recorded in processes:
+            process = recorded.alive()
+            if process is None:
+                continue
+            kill_tree(process)
+            reaped.append(recorded)
+        path.unlink(missing_ok=True)
+    return reaped
+
+
+def kill_tree(process: psutil.Process, timeout: float = 3.0) -> None:
+    """SIGKILL a process and all its descendants, and wait for them to be gone."""
+    try:
+        family = process.children(recursive=True) + [process]
+    except psutil.Error:
+        return
+    for member in family:
+        try:
+            member.kill()
+        except psutil.Error:
+            pass
+    wait_gone(family, timeout)
+
+
+def wait_gone(processes: list[psutil.Process], timeout: float = 3.0) -> bool:
+    """Wait until every process has exited; True if they all did within `timeout`.
+
+    A zombie counts as gone: it holds no resources, and an orphan's zombie waits for whatever
+    reaps orphans here (psutil.wait_procs would wait for that too).
+    """
+    deadline = time.monotonic() + timeout
+    pending = list(processes)
+    while pending:
+        pending = [p for p in pending if _still_running(p)]
+        if not pending or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    return not pending
+
+
+def _still_running(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False

@@ -1,0 +1,205 @@
+"""Process lifecycle and the three ways leftovers are ended: Ctrl-C, SIGKILL, stale registry."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from harness.processes import ProcessError, Supervisor
+from harness.registry import STATE_DIR_ENV, Registry, reap_stale
+
+REPO = Path(__file__).resolve().parents[2]
+SLEEPER = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(600)"]
+# A command that starts a grandchild, so that "the whole tree" is put to the test.
+PARENT_OF_SLEEPER = [sys.executable, "-c", textwrap.dedent("""
+    import subprocess, sys, time
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    print("child", child.pid, flush=True)
+    time.sleep(600)
+""")]
+
+
+@pytest.fixture
+def state_dir(tmp_path, monkeypatch):
+    directory = tmp_path / "state"
+    monkeypatch.setenv(STATE_DIR_ENV, str(directory))
+    return directory / "live"
+
+
+def wait_until(predicate, timeout=10.0, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def children_of(pid: int) -> list[int]:
+    try:
+        return [p.pid for p in psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def test_lifecycle_start_pause_resume_kill_restart_stop(tmp_path, state_dir):
+    with Supervisor(Registry(state_dir)) as supervisor:
+        node = supervisor.start("n1", SLEEPER, tmp_path / "n1.log")
+        first = node.pid
+        assert node.running
+        assert wait_until(lambda: "up" in (tmp_path / "n1.log").read_text())
+
+        node.pause()
+        assert wait_until(lambda: psutil.Process(first).status() == psutil.STATUS_STOPPED)
+        node.resume()
+        assert wait_until(lambda: psutil.Process(first).status() != psutil.STATUS_STOPPED)
+
+        node.kill()
+        assert gone(first) and not node.running
+        with pytest.raises(ProcessError):
+            node.pause()
+
+        again = supervisor.start("n1", SLEEPER, tmp_path / "n1.log")
+        assert again.pid != first and again.running
+        with pytest.raises(ProcessError, match="already running"):
+            supervisor.start("n1", SLEEPER, tmp_path / "n1.log")
+
+        status = again.stop()
+        assert gone(again.pid)
+        assert status == 128 + signal.SIGTERM
+    assert not list(state_dir.glob("*.json")), "the registry is removed at close"
+
+
+def test_kill_and_stop_take_the_whole_tree(tmp_path, state_dir):
+    with Supervisor(Registry(state_dir)) as supervisor:
+        node = supervisor.start("n1", PARENT_OF_SLEEPER, tmp_path / "n1.log")
+        assert wait_until(lambda: len(children_of(node.pid)) == 1)
+        grandchild = children_of(node.pid)[0]
+        node.kill()
+        assert wait_until(lambda: gone(grandchild))
+
+        node = supervisor.start("n1", PARENT_OF_SLEEPER, tmp_path / "n1.log")
+        assert wait_until(lambda: len(children_of(node.pid)) == 1)
+        grandchild = children_of(node.pid)[0]
+    assert wait_until(lambda: gone(node.pid) and gone(grandchild))
+
+
+def test_a_paused_process_is_still_stopped_cleanly(tmp_path, state_dir):
+    with Supervisor(Registry(state_dir)) as supervisor:
+        node = supervisor.start("n1", SLEEPER, tmp_path / "n1.log")
+        node.pause()
+    assert wait_until(lambda: gone(node.pid))
+
+
+def test_a_command_that_cannot_start_is_reported(tmp_path, state_dir):
+    with Supervisor(Registry(state_dir)) as supervisor:
+        with pytest.raises(ProcessError, match="could not start"):
+            supervisor.start("n1", ["/no/such/binary"], tmp_path / "n1.log")
+
+
+HARNESS = textwrap.dedent("""
+    import json, sys, time
+    from pathlib import Path
+    from harness.processes import Supervisor
+    sleeper = [sys.executable, "-c", "import time; time.sleep(600)"]
+    with Supervisor() as supervisor:
+        nodes = [supervisor.start(f"n{i}", sleeper, Path(sys.argv[1]) / f"n{i}.log")
+                 for i in range(3)]
+        print(json.dumps({"nodes": [n.pid for n in nodes],
+                          "guards": [n.guard_pid for n in nodes]}), flush=True)
+        time.sleep(600)
+""")
+
+
+def start_harness(tmp_path) -> tuple[subprocess.Popen, dict]:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    harness = subprocess.Popen([sys.executable, "-c", HARNESS, str(tmp_path)], env=env,
+                               stdout=subprocess.PIPE, text=True, cwd=REPO)
+    pids = json.loads(harness.stdout.readline())
+    return harness, pids
+
+
+def cleanup(pids: dict) -> None:
+    for pid in pids["nodes"] + pids["guards"]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def test_ctrl_c_in_the_harness_ends_every_node(tmp_path, state_dir):
+    harness, pids = start_harness(tmp_path)
+    try:
+        harness.send_signal(signal.SIGINT)
+        harness.wait(timeout=20)
+        assert wait_until(lambda: all(gone(p) for p in pids["nodes"] + pids["guards"]))
+    finally:
+        cleanup(pids)
+        harness.kill()
+
+
+def test_a_sigkilled_harness_leaves_no_orphans(tmp_path, state_dir):
+    harness, pids = start_harness(tmp_path)
+    try:
+        harness.kill()
+        harness.wait()
+        # The guards see their lifeline close and take their nodes with them.
+        assert wait_until(lambda: all(gone(p) for p in pids["nodes"] + pids["guards"]))
+    finally:
+        cleanup(pids)
+
+
+def test_a_stale_cluster_is_reaped_at_the_next_start(tmp_path, state_dir):
+    harness, pids = start_harness(tmp_path)
+    try:
+        # Kill the guards first, then the harness: the nodes are orphans nobody watches.
+        for guard in pids["guards"]:
+            os.kill(guard, signal.SIGKILL)
+        harness.kill()
+        harness.wait()
+        time.sleep(0.2)
+        assert all(not gone(p) for p in pids["nodes"])
+        assert list(state_dir.glob("*.json")), "the dead harness's registry is still there"
+
+        reaped = reap_stale(state_dir)
+        assert sorted(r.pid for r in reaped) == sorted(pids["nodes"])
+        assert wait_until(lambda: all(gone(p) for p in pids["nodes"]))
+        assert not list(state_dir.glob("*.json"))
+    finally:
+        cleanup(pids)
+
+
+def test_reaping_leaves_live_harnesses_and_reused_pids_alone(tmp_path, state_dir):
+    with Supervisor(Registry(state_dir)) as supervisor:
+        node = supervisor.start("n1", SLEEPER, tmp_path / "n1.log")
+        assert reap_stale(state_dir) == []          # our own harness is alive
+        assert node.running
+    # A registry whose owner is dead but whose pid now belongs to someone else (create time
+    # differs) must not be killed.
+    bystander = subprocess.Popen(SLEEPER, stdout=subprocess.DEVNULL)
+    try:
+        fake = {"owner": {"pid": 999_999_999, "create_time": 1.0, "name": "harness"},
+                "processes": [{"pid": bystander.pid, "create_time": 1.0, "name": "n1"}]}
+        state_dir.mkdir(parents=True, exist_ok=True)
+        (state_dir / "999999999.json").write_text(json.dumps(fake))
+        assert reap_stale(state_dir) == []
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
