@@ -1,0 +1,1 @@
+"""Systems under test: the adapter interface (`base`) and the adapters faultline ships."""
