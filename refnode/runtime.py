@@ -1,0 +1,401 @@
+"""refnode's real runtime: one asyncio process around the pure core.
+
+The runtime owns everything the core may not touch: the clock (with the skew and drift the
+admin call sets), TCP for clients and peers, the write-ahead log, and timers. Its loop is the
+core's contract carried out:
+
+1. every input (a peer message, a client request, a timer) goes to the core with `now`;
+2. the bundle's hard state and log changes are written to the WAL at once (unsynced);
+3. once per turn of the event loop, one `sync()` makes everything written durable, and only
+   then are the turn's messages and replies sent (persist before send, with group commit: all
+   the requests that arrived while the disk was busy share the next sync).
+
+Peers are reached through the addresses the configuration gives (in a faultline cluster, the
+proxies of the directed links): each node dials each peer and only ever writes on that
+connection, so a directed link carries one direction of traffic and a one-way partition cuts
+exactly one direction. Messages to an unreachable peer are dropped: the protocol resends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import random
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from refnode.config import ClusterConfig
+from refnode.core import Core, Effects
+from refnode.frames import (MAX_FRAME_BYTES, FrameError, RequestError, encode_frame,
+                            read_frame, validate_request)
+from refnode.messages import (BAD_REQUEST, PEER_MESSAGE_TYPES, ClientReply, ClientRequest,
+                              Entry, MessageError, message_from_dict)
+from refnode.wal import WriteAheadLog
+
+log = logging.getLogger("refnode")
+
+PEER_QUEUE_LIMIT = 4096          # messages held for a peer whose connection is down or slow
+RECONNECT_DELAY = (0.01, 0.2)    # first and longest pause between dial attempts
+
+
+class NodeClock:
+    """The node's own clock: a monotonic reading that the admin call can skew and make drift.
+
+    `now()` = anchor + (monotonic - anchor's monotonic) * rate + offset; changing the rate
+    re-anchors, so time never jumps except by the offset asked for."""
+
+    def __init__(self, source=time.monotonic):
+        self._source = source
+        self._anchor_real = source()
+        self._anchor_value = self._anchor_real
+        self.rate = 1.0
+        self.offset = 0.0
+
+    def now(self) -> float:
+        return (self._anchor_value + (self._source() - self._anchor_real) * self.rate
+                + self.offset)
+
+    def adjust(self, offset: float | None = None, rate: float | None = None) -> None:
+        """Set the skew (seconds added) and/or the drift (clock rate; 1.0 is true time)."""
+        if rate is not None:
+            real = self._source()
+            self._anchor_value = self._anchor_value + (real - self._anchor_real) * self.rate
+            self._anchor_real = real
+            self.rate = rate
+        if offset is not None:
+            self.offset = offset
+
+    def seconds_until(self, deadline: float) -> float:
+        """Real seconds until this clock reads `deadline`."""
+        return max(0.0, (deadline - self.now()) / self.rate)
+
+
+@dataclass
+class NodeSpec:
+    """Where one node listens and how it reaches its peers (from the cluster file)."""
+
+    id: str
+    client: tuple[str, int]
+    peer: tuple[str, int]
+    peers: dict[str, tuple[str, int]]
+    data_dir: Path
+
+
+@dataclass
+class ClusterFile:
+    """The cluster file every node of a cluster is started with (JSON; see `load`)."""
+
+    config: ClusterConfig
+    nodes: dict[str, NodeSpec]
+    admin_token: str | None = None
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> "ClusterFile":
+        """Read a cluster file; ValueError with a one-line reason if it is malformed.
+
+        Format: {"cluster": <ClusterConfig.to_dict()>, "seed": int, "admin_token": str,
+        "nodes": {id: {"client": "host:port", "peer": "host:port",
+                       "peers": {id: "host:port"}, "data_dir": path}}}
+        """
+        try:
+            data = orjson.loads(Path(path).read_bytes())
+            config = ClusterConfig.from_dict(data["cluster"])
+            nodes = {}
+            for node_id, spec in data["nodes"].items():
+                nodes[node_id] = NodeSpec(
+                    node_id, _address(spec["client"]), _address(spec["peer"]),
+                    {p: _address(a) for p, a in spec.get("peers", {}).items()},
+                    Path(spec["data_dir"]))
+        except OSError as exc:
+            raise ValueError(f"{path}: cannot read the cluster file: {exc.strerror}") from None
+        except (KeyError, TypeError, AttributeError, orjson.JSONDecodeError) as exc:
+            raise ValueError(f"{path}: not a cluster file ({type(exc).__name__}: {exc})"
+                             ) from None
+        return cls(config, nodes, data.get("admin_token"), int(data.get("seed", 0)))
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, port = str(text).rsplit(":", 1)
+    return host, int(port)
+
+
+class PeerLink:
+    """The outgoing connection to one peer: a queue, a writer task, reconnection."""
+
+    def __init__(self, node: "NodeServer", peer: str, address: tuple[str, int]):
+        self.node = node
+        self.peer = peer
+        self.address = address
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue(PEER_QUEUE_LIMIT)
+        self.task: asyncio.Task | None = None
+
+    def send(self, frame: bytes) -> None:
+        try:
+            self.queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            pass     # the peer is far behind or away: the protocol will resend
+
+    async def run(self) -> None:
+        delay = RECONNECT_DELAY[0]
+        while True:
+            try:
+                reader, writer = await asyncio.open_connection(*self.address)
+            except OSError:
+                self._drain()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_DELAY[1])
+                continue
+            delay = RECONNECT_DELAY[0]
+            _nodelay(writer)
+            closed = asyncio.create_task(reader.read())   # EOF: the link went down
+            try:
+                while not closed.done():
+                    getter = asyncio.ensure_future(self.queue.get())
+                    done, _ = await asyncio.wait({getter, closed},
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                    if getter not in done:
+                        getter.cancel()
+                        break
+                    batch = [getter.result()]
+                    while not self.queue.empty():
+                        batch.append(self.queue.get_nowait())
+                    writer.write(b"".join(batch))
+                    await writer.drain()
+            except (OSError, ConnectionError):
+                pass
+            finally:
+                closed.cancel()
+                writer.close()
+            self._drain()
+
+    def _drain(self) -> None:
+        while not self.queue.empty():
+            self.queue.get_nowait()
+
+
+class NodeServer:
+    """One refnode process: the core, its WAL, its clock, its sockets."""
+
+    def __init__(self, node_id: str, cluster: ClusterFile, *, data_dir: Path | None = None):
+        if node_id not in cluster.nodes:
+            raise ValueError(f"node {node_id!r} is not in the cluster file "
+                             f"({', '.join(cluster.nodes)})")
+        self.id = node_id
+        self.cluster = cluster
+        self.spec = cluster.nodes[node_id]
+        self.config = cluster.config
+        self.data_dir = data_dir or self.spec.data_dir
+        self.clock = NodeClock()
+        # Every random choice of the node comes from the run's seed and the node's name.
+        self.rng = random.Random(f"{cluster.seed}/{node_id}")
+        self.wal: WriteAheadLog | None = None
+        self.core: Core | None = None
+        self._links: dict[str, PeerLink] = {}
+        self._clients: dict[int, asyncio.StreamWriter] = {}
+        self._next_client = 0
+        self._outbox: list[Effects] = []
+        self._flush_scheduled = False
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._role = (None, None)
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve until SIGTERM or SIGINT; then sync, close and return."""
+        loop = asyncio.get_running_loop()
+        self.wal = WriteAheadLog.open(self.data_dir,
+                                      fsync="no-fsync" not in self.config.bugs)
+        if self.wal.recovery.bytes_cut:
+            log.warning("wal recovery cut %d bytes: %s", self.wal.recovery.bytes_cut,
+                        self.wal.recovery.reason)
+        entries = [Entry(e.index, e.term, **e.command) for e in self.wal.entries(1)]
+        self.core = Core.restore(self.id, self.config, self.rng, self.clock.now(),
+                                 self.wal.term, self.wal.vote, entries)
+        log.info("%s starting: term %d, vote %s, %d log entries", self.id, self.wal.term,
+                 self.wal.vote, len(entries))
+        for peer, address in self.spec.peers.items():
+            link = PeerLink(self, peer, address)
+            link.task = asyncio.create_task(link.run())
+            self._links[peer] = link
+        client_server = await asyncio.start_server(self._serve_client, *self.spec.client,
+                                                   limit=MAX_FRAME_BYTES)
+        peer_server = await asyncio.start_server(self._serve_peer, *self.spec.peer,
+                                                 limit=MAX_FRAME_BYTES)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+        timers = asyncio.create_task(self._run_timers())
+        log.info("%s ready: clients on %s:%d, peers on %s:%d", self.id, *self.spec.client,
+                 *self.spec.peer)
+        await self._stopping.wait()
+        log.info("%s stopping", self.id)
+        timers.cancel()
+        for server in (client_server, peer_server):
+            server.close()
+        for link in self._links.values():
+            link.task.cancel()
+        for writer in list(self._clients.values()):
+            writer.close()
+        self.wal.sync()
+        self.wal.close()
+
+    # --- the core's contract --------------------------------------------------------------
+
+    def _handle(self, effects: Effects) -> None:
+        """Persist a bundle now; send its messages after the next sync (see the module)."""
+        wal = self.wal
+        if effects.hard_state is not None:
+            wal.set_hard_state(effects.hard_state.term, effects.hard_state.vote)
+        if effects.truncate_from is not None and effects.truncate_from <= wal.last_index:
+            wal.truncate_from(effects.truncate_from)
+        if effects.append:
+            wal.append([(e.index, e.term, {"op": e.op, "key": e.key, "value": e.value})
+                        for e in effects.append])
+        if effects.messages or effects.replies:
+            self._outbox.append(effects)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self._flush)
+        self._wake.set()
+        self._log_role()
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self.wal.needs_sync:
+            self.wal.sync()
+        outbox, self._outbox = self._outbox, []
+        for effects in outbox:
+            for message in effects.messages:
+                link = self._links.get(message.dst)
+                if link is not None:
+                    link.send(encode_frame(message.to_dict()))
+            for (client, _request_id), reply in effects.replies:
+                writer = self._clients.get(client)
+                if writer is not None and not writer.is_closing():
+                    writer.write(encode_frame(reply.to_dict()))
+
+    def _log_role(self) -> None:
+        core = self.core
+        role = (core.role, core.term)
+        if role != self._role:
+            self._role = role
+            log.info("%s is %s in term %d (leader %s)", self.id, core.role, core.term,
+                     core.leader)
+
+    async def _run_timers(self) -> None:
+        while True:
+            self._wake.clear()
+            delay = self.clock.seconds_until(self.core.next_deadline)
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=min(delay, 1.0))
+                    continue      # something changed the deadline: recompute it
+                except asyncio.TimeoutError:
+                    pass
+            self._handle(self.core.tick(self.clock.now()))
+
+    # --- peers ----------------------------------------------------------------------------
+
+    async def _serve_peer(self, reader: asyncio.StreamReader,
+                          writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                frame = await read_frame(reader)
+                if frame is None:
+                    break
+                message = message_from_dict(frame)
+                if not isinstance(message, PEER_MESSAGE_TYPES):
+                    raise MessageError(f"a peer sent a {frame.get('type')!r} message")
+                self._handle(self.core.receive(message, self.clock.now()))
+        except (FrameError, MessageError) as exc:
+            log.warning("%s: dropping a peer connection: %s", self.id, exc)
+        except (OSError, ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    # --- clients --------------------------------------------------------------------------
+
+    async def _serve_client(self, reader: asyncio.StreamReader,
+                            writer: asyncio.StreamWriter) -> None:
+        self._next_client += 1
+        client = self._next_client
+        self._clients[client] = writer
+        _nodelay(writer)
+        try:
+            while True:
+                frame = await read_frame(reader)
+                if frame is None:
+                    break
+                self._client_frame(client, frame, writer)
+        except FrameError as exc:
+            # The byte stream cannot be trusted past a bad frame: say why, then hang up.
+            writer.write(encode_frame(_bad_request(None, self, str(exc))))
+        except (OSError, ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._clients.pop(client, None)
+            writer.close()
+
+    def _client_frame(self, client: int, frame: dict, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = validate_request(frame)
+        except RequestError as exc:
+            writer.write(encode_frame(_bad_request(exc.request_id, self, str(exc))))
+            return
+        if request["op"] == "admin":
+            writer.write(encode_frame(self._admin(request, writer)))
+            return
+        core_request = ClientRequest(request["op"], request.get("key"), request.get("value"),
+                                     request.get("read_mode", "leader"),
+                                     request.get("min_version"), request["id"])
+        self._handle(self.core.client_request(core_request, (client, request["id"]),
+                                              self.clock.now()))
+
+    def _admin(self, request: dict, writer: asyncio.StreamWriter) -> dict:
+        peer = writer.get_extra_info("peername")
+        host = peer[0] if peer else ""
+        token = self.cluster.admin_token
+        if not _is_loopback(host) or not token or request.get("token") != token:
+            return _bad_request(request["id"], self, "admin calls need the cluster's token "
+                                "and a loopback connection")
+        self.clock.adjust(request.get("clock_offset"), request.get("clock_rate"))
+        log.info("%s clock: offset %+.3f s, rate %.4f", self.id, self.clock.offset,
+                 self.clock.rate)
+        self._wake.set()
+        return ClientReply(True, "status", self.id, self.core.term, self.core.leader,
+                           {"clock_offset": self.clock.offset, "clock_rate": self.clock.rate},
+                           id=request["id"]).to_dict()
+
+
+def _bad_request(request_id, node: NodeServer, reason: str) -> dict:
+    core = node.core
+    return {"type": "reply", "ok": False, "op": "status", "node": node.id,
+            "term": core.term if core else 0, "leader": core.leader if core else None,
+            "value": None, "version": 0, "error": f"{BAD_REQUEST}: {reason}",
+            "definite": True, "id": request_id}
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _nodelay(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
