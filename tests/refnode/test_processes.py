@@ -1,0 +1,117 @@
+"""refnode as real processes: elect, replicate, lose the leader, recover; and bad input."""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+import pytest
+
+from refnode.frames import FrameDecoder, encode_frame
+from tests.refnode.local_cluster import LocalCluster
+
+
+@pytest.mark.parametrize("size", [3, 5])
+def test_failover_and_catch_up_lose_no_acknowledged_write(tmp_path, size):
+    with LocalCluster(tmp_path, size=size) as cluster:
+        leader = cluster.wait_for_leader()
+        acked: dict[str, int] = {}
+        with cluster.client(leader, timeout=2.0) as client:
+            for i in range(30):
+                outcome = client.write(f"k{i % 7}", i)
+                assert outcome.type == "ok", outcome
+                acked[f"k{i % 7}"] = i
+                assert client.add("set", i).type == "ok"
+
+        cluster.supervisor.get(leader).kill()
+        survivors = [n for n in cluster.ids if n != leader]
+        new_leader = cluster.wait_for_leader(survivors, not_=leader)
+        with cluster.client(new_leader, timeout=2.0) as client:
+            for i in range(30, 40):
+                outcome = client.write(f"k{i % 7}", i)
+                assert outcome.type == "ok", outcome
+                acked[f"k{i % 7}"] = i
+                assert client.add("set", i).type == "ok"
+            final_version = client.read("k0").version
+
+        cluster.start(leader)
+        cluster.wait_until(lambda: (cluster.status(leader) or {}).get("applied_index", 0)
+                           >= final_version)
+        # Every acknowledged write is there, on the leader and on the node that came back.
+        current = cluster.wait_for_leader()
+        for node, mode in ((leader, "follower"), (current, "leader")):
+            with cluster.client(node, timeout=2.0) as client:
+                for key, value in acked.items():
+                    assert client.read(key, mode).value == value, (node, key)
+                assert client.read("set", mode).value == list(range(40))
+
+
+def test_sigterm_is_a_clean_shutdown_and_restart_keeps_the_data(tmp_path):
+    with LocalCluster(tmp_path, size=3) as cluster:
+        leader = cluster.wait_for_leader()
+        with cluster.client(leader) as client:
+            assert client.write("x", "kept").type == "ok"
+        for node in cluster.ids:
+            assert cluster.supervisor.get(node).stop() == 0
+        for node in cluster.ids:
+            cluster.start(node)
+        leader = cluster.wait_for_leader()
+        with cluster.client(leader) as client:
+            assert client.read("x").value == "kept"
+
+
+def _raw(address: str) -> socket.socket:
+    host, port = address.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=2)
+    return sock
+
+
+def _replies(sock: socket.socket) -> list[dict]:
+    decoder, out = FrameDecoder(), []
+    while not out:
+        data = sock.recv(65536)
+        if not data:
+            break
+        out.extend(decoder.feed(data))
+    return out
+
+
+def test_bad_input_gets_an_error_or_a_closed_connection_and_others_are_served(tmp_path):
+    with LocalCluster(tmp_path, size=3) as cluster:
+        leader = cluster.wait_for_leader()
+        address = cluster.client_addresses[leader]
+
+        with _raw(address) as sock:          # a malformed request: an error reply, kept open
+            sock.sendall(encode_frame({"id": 7, "op": "write", "key": "k"}))
+            (reply,) = _replies(sock)
+            assert reply["ok"] is False and reply["id"] == 7 and "value" in reply["error"]
+            sock.sendall(encode_frame({"id": 8, "op": "read", "key": "k"}))
+            assert _replies(sock)[0]["ok"] is True
+
+        with _raw(address) as sock:          # an oversized frame: refused, connection closed
+            sock.sendall(struct.pack(">I", 1 << 30))
+            replies = _replies(sock)
+            assert replies and "bad-request" in replies[0]["error"]
+            assert sock.recv(100) == b""
+
+        with _raw(address) as sock:          # garbage that is not JSON
+            sock.sendall(struct.pack(">I", 5) + b"\xff\xfe{[x")
+            assert "bad-request" in _replies(sock)[0]["error"]
+
+        with _raw(address) as sock:          # an admin call without the token
+            sock.sendall(encode_frame({"id": 1, "op": "admin", "token": "wrong",
+                                       "clock_offset": 5.0}))
+            assert _replies(sock)[0]["ok"] is False
+
+        with cluster.client(leader) as client:   # and everyone else is still served
+            assert client.write("after", 1).type == "ok"
+            assert client.read("after").value == 1
+
+
+def test_admin_clock_skew_is_applied(tmp_path):
+    with LocalCluster(tmp_path, size=3) as cluster:
+        leader = cluster.wait_for_leader()
+        with cluster.client(leader) as client:
+            outcome = client.set_clock(leader, offset=2.5, rate=1.01)
+            assert outcome.type == "ok"
+            assert outcome.value == {"clock_offset": 2.5, "clock_rate": 1.01}
