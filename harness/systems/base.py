@@ -100,8 +100,10 @@ class System(Protocol):
         """Whether `node` serves (probed directly, not through a proxy); must not block long."""
         ...
 
-    def client(self, address: str, layout: ClusterLayout, timeout: float) -> Client:
-        """A client for the node whose client proxy listens at `address`."""
+    def client(self, node: str, addresses: dict[str, str], layout: ClusterLayout,
+               timeout: float) -> Client:
+        """A client that talks to `node` first; `addresses` maps every node to the listen
+        address of its client proxy (for redirects to the leader)."""
         ...
 
 
