@@ -37,7 +37,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser, with every subcommand registered."""
-    from harness import check_command
+    from harness import check_command, run_command
 
     parser = _Parser(prog="faultline",
                      description="Fault-injection testing and history checking for replicated "
@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     check_command.register(sub)
+    run_command.register(sub)
     return parser
 
 

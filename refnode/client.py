@@ -41,8 +41,10 @@ class Outcome:
 class RefnodeClient:
     """Talks to a refnode cluster through the addresses it is given (node id -> "host:port").
 
-    `node` is where requests go first; a refusal naming another leader moves the client there
-    (at most `max_redirects` times per operation). `timeout` bounds each request.
+    `node` is where requests go first and the client's home: a refusal naming another leader
+    moves the client there (at most `max_redirects` times per operation), but `follower` reads
+    are always served by the home node (reading locally is their point). `timeout` bounds
+    each request.
     """
 
     def __init__(self, addresses: dict[str, str], node: str | None = None, *,
@@ -52,6 +54,7 @@ class RefnodeClient:
             raise ValueError("a client needs at least one node address")
         self.addresses = dict(addresses)
         self.node = node if node is not None else next(iter(self.addresses))
+        self.home = self.node
         if self.node not in self.addresses:
             raise ValueError(f"unknown node {self.node!r}; nodes: {', '.join(self.addresses)}")
         self.timeout = timeout
@@ -69,7 +72,10 @@ class RefnodeClient:
 
     def read(self, key: str, read_mode: str = "leader") -> Outcome:
         """The value of `key` (None when never written) in `read_mode`."""
-        return self._call({"op": "read", "key": key, "read_mode": read_mode})
+        request = {"op": "read", "key": key, "read_mode": read_mode}
+        if read_mode == "follower":
+            return self._call(request, node=self.home, redirect=False)
+        return self._call(request)
 
     def write(self, key: str, value: Any) -> Outcome:
         """Set `key` to `value`."""

@@ -1,0 +1,218 @@
+"""Faults on a schedule: generated from the seed as data, applied to a cluster, recorded.
+
+`plan` is pure: from the enabled fault kinds, the nodes, the time limit and the seed it makes a
+list of steps (when, what, on which nodes or links). The schedule is saved in test.json, so a
+replay applies the same faults at the same moments. Targets that depend on the cluster's state
+("the leader") are resolved when the step is applied, and the resolved target is recorded.
+
+`Nemesis` applies a schedule from a thread, recording each step in the history as Jepsen does
+(process "nemesis": an `invoke` when the action begins, an `info` when it has been applied),
+and `heal_all` ends every fault at the end of a run.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from typing import Any, Callable
+
+from harness import partitions
+
+# Fault kind -> (start action, stop action).
+ACTIONS = {
+    "partition": ("start-partition", "stop-partition"),
+    "kill": ("kill", "start"),
+    "pause": ("pause", "resume"),
+    "clock": ("skew-clock", "reset-clock"),
+    "power-loss": ("power-loss", "start"),
+    "latency": ("start-latency", "stop-latency"),
+}
+SHAPES = ("halves", "isolate", "isolate-leader", "majorities-ring", "bridge", "one-way")
+TARGETS = ("one", "leader", "minority")
+
+
+def plan(faults: tuple[str, ...], nodes: list[str], time_limit: float, interval: float,
+         seed: int) -> list[dict[str, Any]]:
+    """The fault schedule: one fault at a time, a new one every `interval` seconds, each
+    lasting about 60% of it, none left running at `time_limit`.
+
+    Each step is {"at": seconds, "f": action, "value": details}; details name a partition's
+    shape and grudge, a target ("one", "leader", "minority") and the nodes it resolves to when
+    they do not depend on the cluster's state, a clock's offset and rate, a latency."""
+    rng = random.Random(f"{seed}/nemesis")
+    steps: list[dict[str, Any]] = []
+    if not faults:
+        return steps
+    at = interval / 2
+    while at + interval * 0.6 < time_limit:
+        kind = rng.choice(faults)
+        start, stop = ACTIONS[kind]
+        value = _details(kind, nodes, rng)
+        steps.append({"at": round(at, 3), "f": start, "value": value})
+        steps.append({"at": round(at + interval * rng.uniform(0.4, 0.6), 3), "f": stop,
+                      "value": {"of": start, **_stop_details(value)}})
+        at += interval
+    return steps
+
+
+def _details(kind: str, nodes: list[str], rng: random.Random) -> dict[str, Any]:
+    if kind == "partition":
+        shape = rng.choice(SHAPES if len(nodes) >= 3 else ("isolate", "one-way"))
+        grudge = None
+        if shape == "halves":
+            grudge = partitions.halves(nodes, rng)
+        elif shape == "isolate":
+            grudge = partitions.isolate(nodes, rng.choice(nodes))
+        elif shape == "majorities-ring":
+            grudge = partitions.majorities_ring(nodes, rng)
+        elif shape == "bridge":
+            grudge = partitions.bridge(nodes, rng)
+        elif shape == "one-way":
+            src, dst = rng.sample(nodes, 2)
+            grudge = partitions.one_way(src, dst)
+        out: dict[str, Any] = {"shape": shape, "mode": "drop"}
+        if grudge is not None:
+            out["grudge"] = partitions.describe(grudge)
+        return out
+    if kind == "latency":
+        return {"latency_ms": rng.choice([20, 50, 100]), "jitter_ms": rng.choice([0, 20, 50])}
+    target = rng.choice(TARGETS)
+    out = {"target": target}
+    if target == "one":
+        out["nodes"] = [rng.choice(nodes)]
+    elif target == "minority":
+        out["nodes"] = sorted(rng.sample(nodes, max(1, (len(nodes) - 1) // 2)))
+    if kind == "clock":
+        out["offset"] = round(rng.uniform(-2.0, 2.0), 3)
+        out["rate"] = round(rng.choice([1.0, 0.8, 1.25]), 3)
+    return out
+
+
+def _stop_details(value: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in value.items() if k in ("target", "nodes")}
+
+
+Record = Callable[..., Any]
+
+
+class Nemesis:
+    """Applies a schedule to a cluster from its own thread (see the module docstring)."""
+
+    def __init__(self, cluster, schedule: list[dict[str, Any]], record: Record, seed: int):
+        self.cluster = cluster
+        self.schedule = schedule
+        self.record = record
+        self._rng = random.Random(f"{seed}/nemesis-targets")
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._started_at = 0.0
+        self.active: dict[str, dict[str, Any]] = {}    # start action -> resolved details
+        self.errors: list[str] = []
+
+    def start(self, started_at: float) -> None:
+        """Run the schedule; `started_at` is the monotonic time the step times count from."""
+        self._started_at = started_at
+        self._thread = threading.Thread(target=self._run, name="nemesis", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop applying the schedule (steps not yet due are skipped)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        for step in self.schedule:
+            delay = self._started_at + step["at"] - time.monotonic()
+            if delay > 0 and self._stop.wait(delay):
+                return
+            if self._stop.is_set():
+                return
+            self.apply(step["f"], step["value"])
+
+    def apply(self, f: str, value: dict[str, Any]) -> None:
+        """Apply one action now, recording it (invoke, then info with what was done)."""
+        self.record("nemesis", "invoke", f, value=value)
+        try:
+            done = self._apply(f, dict(value))
+        except Exception as exc:       # a fault that cannot be applied is recorded, not fatal
+            done = dict(value, error=f"{type(exc).__name__}: {exc}")
+            self.errors.append(f"{f}: {exc}")
+        self.record("nemesis", "info", f, value=done)
+
+    def _apply(self, f: str, value: dict[str, Any]) -> dict[str, Any]:
+        c = self.cluster
+        if f == "start-partition":
+            if value.get("grudge") is None:          # isolate-leader: resolved now
+                leader = c.leader() or self._rng.choice(c.ids)
+                value["grudge"] = partitions.describe(partitions.isolate(c.ids, leader))
+            grudge = {k: frozenset(v) for k, v in value["grudge"].items()}
+            value["links"] = c.network.partition(grudge, mode=value.get("mode", "drop"))
+            self.active[f] = value
+        elif f in ("stop-partition", "stop-latency"):
+            c.network.heal()
+            self.active.pop(value.get("of", ""), None)
+        elif f == "start-latency":
+            links = c.network.peer_links()
+            c.network.add_toxic(links, "latency", {"latency": value["latency_ms"],
+                                                   "jitter": value["jitter_ms"]})
+            self.active[f] = value
+        elif f in ("kill", "pause", "power-loss", "skew-clock"):
+            nodes = self._resolve(value)
+            value["nodes"] = nodes
+            for node in nodes:
+                if f == "kill":
+                    c.kill(node)
+                elif f == "pause":
+                    c.pause(node)
+                elif f == "power-loss":
+                    value.setdefault("cut", []).append(c.power_loss(node))
+                else:
+                    c.set_clock(node, value["offset"], value["rate"])
+            self.active[f] = value
+        elif f in ("start", "resume", "reset-clock"):
+            started = self.active.pop(value.get("of", ""), None) or {}
+            nodes = started.get("nodes", value.get("nodes", []))
+            value["nodes"] = nodes
+            for node in nodes:
+                if f == "start":
+                    if not c.process(node).running:
+                        c.restart(node, wait=False)
+                elif f == "resume":
+                    c.resume(node)
+                else:
+                    c.set_clock(node, 0.0, 1.0)
+        else:
+            raise ValueError(f"unknown nemesis action {f!r}")
+        return value
+
+    def _resolve(self, value: dict[str, Any]) -> list[str]:
+        if value.get("target") == "leader":
+            leader = self.cluster.leader()
+            return [leader] if leader else [self._rng.choice(self.cluster.ids)]
+        return list(value.get("nodes") or [self._rng.choice(self.cluster.ids)])
+
+    def heal_all(self) -> None:
+        """End every fault: heal the network, resume, restart what is down, reset clocks.
+        Recorded like any other step."""
+        c = self.cluster
+        for f, value in list(self.active.items()):
+            if f == "skew-clock":
+                self.apply("reset-clock", {"of": f, "nodes": value.get("nodes", [])})
+        self.apply("stop-partition", {"of": "start-partition", "final": True})
+        paused = [n for n in c.ids if c.process(n).running and _is_stopped(c.process(n))]
+        if paused:
+            self.apply("resume", {"of": "final", "nodes": paused})
+        down = c.down()
+        if down:
+            self.apply("start", {"of": "final", "nodes": down})
+        self.active.clear()
+
+
+def _is_stopped(process) -> bool:
+    import psutil
+    try:
+        return psutil.Process(process.pid).status() == psutil.STATUS_STOPPED
+    except psutil.Error:
+        return False

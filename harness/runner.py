@@ -1,0 +1,287 @@
+"""One fault campaign, start to verdict: `run_test(spec)`.
+
+Phases, as in Jepsen and TigerBeetle's VOPR:
+1. set up: a run directory, test.json (with the seed and the fault schedule), the cluster;
+2. the test: concurrent clients and the nemesis for `time_limit` seconds, every event recorded;
+3. recovery: every fault ended, then the cluster must accept a write within
+   `recovery_timeout` (else a liveness failure, told apart from a safety violation);
+4. final reads, then the workload's checkers over the history; results.json; runs/latest.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from checkers.linearizability import Budget
+from checkers.models import make_model
+from checkers.suite import Settings, run_checkers
+from harness import nemesis as nemesis_module
+from harness import store
+from harness.cluster import Cluster
+from harness.recorder import Recorder
+from harness.systems.refnode import RefnodeSystem
+from harness.testspec import TestSpec
+from harness.workloads import Invocation, Workload, make_workload
+
+CHECK_BUDGET_SECONDS = 120.0
+FINAL_READ_ATTEMPTS = 10
+
+
+@dataclass
+class Progress:
+    """What the live display shows."""
+
+    elapsed: float
+    time_limit: float
+    counts: dict[str, int]
+    active_faults: list[str]
+    phase: str
+
+
+@dataclass
+class RunResult:
+    """The outcome of a run: verdicts, liveness, where it is stored, how to replay it."""
+
+    run_dir: Path
+    seed: int
+    valid: Any
+    liveness: dict[str, Any]
+    results: dict[str, Any]
+    elapsed: float
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def replay_command(self) -> str:
+        return f"faultline replay {self.run_dir}"
+
+
+def make_system(spec: TestSpec, workload: Workload):
+    """The system adapter the spec names, configured by it."""
+    return RefnodeSystem(replication=spec.replication, read_mode=workload.read_mode,
+                         session=workload.session, bugs=(spec.bug,) if spec.bug else ())
+
+
+def run_test(spec: TestSpec, *, argv: list[str] | None = None,
+             on_progress: Callable[[Progress], None] | None = None) -> RunResult:
+    """Run the test `spec` describes (see the module docstring); returns its result.
+
+    The spec's seed is chosen (and printed by the caller) when absent, and its fault schedule
+    generated from the seed when absent; both are saved in test.json for `replay`."""
+    spec.validate()
+    if spec.seed is None:
+        spec.seed = secrets.randbelow(2 ** 31)
+    seed = spec.seed
+    runs_dir = Path(spec.runs_dir)
+    run_dir = store.create_run_dir(runs_dir, spec.name, seed)
+    workload = make_workload(spec.workload, spec.keys, spec.read_mode)
+    nodes = [f"n{i}" for i in range(1, spec.nodes + 1)]
+    if spec.schedule is None:
+        spec.schedule = nemesis_module.plan(spec.nemesis, nodes, spec.time_limit,
+                                            spec.nemesis_interval, seed)
+    store.write_json(run_dir / store.TEST_FILE, {
+        "test": spec.to_json(), "command": argv or sys.argv, "versions": store.versions(),
+        "check": {"checkers": list(workload.checkers), "model": {"name": "kv"}}})
+    store.update_latest(runs_dir, run_dir)
+
+    started = time.monotonic()
+    recorder = Recorder(run_dir / store.HISTORY_FILE)
+    liveness: dict[str, Any] = {}
+    cluster = Cluster(make_system(spec, workload), spec.nodes, run_dir, seed)
+    try:
+        report = _reporter(on_progress, spec, recorder, started)
+        report("starting", [])
+        cluster.start()
+        _wait_for_leader(cluster, spec.recovery_timeout)
+        nemesis = nemesis_module.Nemesis(cluster, spec.schedule, recorder.record, seed)
+        clients = ClientPool(cluster, workload, recorder, spec, seed)
+        test_started = time.monotonic()
+        clients.start()
+        nemesis.start(test_started)
+        try:
+            while time.monotonic() - test_started < spec.time_limit:
+                report("running", list(nemesis.active))
+                time.sleep(0.25)
+        finally:
+            nemesis.stop()
+            report("stopping clients", list(nemesis.active))
+            clients.stop()
+        report("healing", list(nemesis.active))
+        nemesis.heal_all()
+        report("recovering", [])
+        liveness = _recover(cluster, spec.recovery_timeout)
+        if liveness["recovered"]:
+            report("final reads", [])
+            _final_reads(cluster, workload, recorder, spec)
+    finally:
+        cluster.close()
+        recorder.close()
+
+    report("checking", [])
+    settings = Settings(model=make_model("kv"), budget=Budget(seconds=CHECK_BUDGET_SECONDS),
+                        source=str(run_dir / store.HISTORY_FILE))
+    combined, results = run_checkers(recorder.events, list(workload.checkers), settings)
+    combined["liveness"] = liveness
+    combined["seed"] = seed
+    combined["first_violation_seconds"] = first_violation_seconds(results)
+    store.write_json(run_dir / store.RESULTS_FILE, combined)
+    return RunResult(run_dir, seed, combined["valid"], liveness, combined,
+                     time.monotonic() - started, dict(recorder.counts))
+
+
+def _reporter(on_progress, spec: TestSpec, recorder: Recorder, started: float):
+    def report(phase: str, active: list[str]) -> None:
+        if on_progress is not None:
+            on_progress(Progress(time.monotonic() - started, spec.time_limit,
+                                 dict(recorder.counts), active, phase))
+    return report
+
+
+def _wait_for_leader(cluster: Cluster, timeout: float) -> str | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        leader = cluster.leader()
+        if leader:
+            return leader
+        time.sleep(0.05)
+    return None
+
+
+def _recover(cluster: Cluster, timeout: float) -> dict[str, Any]:
+    """Wait until a write is accepted again; the write goes to a key no workload uses, and is
+    not part of the history."""
+    started = time.monotonic()
+    deadline = started + timeout
+    attempt = 0
+    while time.monotonic() < deadline:
+        node = cluster.ids[attempt % len(cluster.ids)]
+        attempt += 1
+        client = cluster.client(node, timeout=0.5)
+        try:
+            outcome = client.invoke("write", "faultline-liveness", attempt)
+        except Exception:                    # a node still coming up
+            outcome = {"type": "info"}
+        finally:
+            client.close()
+        if outcome["type"] == "ok":
+            return {"recovered": True, "seconds": round(time.monotonic() - started, 3)}
+        time.sleep(0.05)
+    return {"recovered": False, "seconds": round(time.monotonic() - started, 3),
+            "reason": f"no write accepted within {timeout:g} s after every fault ended"}
+
+
+def _final_reads(cluster: Cluster, workload: Workload, recorder: Recorder,
+                 spec: TestSpec) -> None:
+    process = 10 ** 6       # beyond any client process, so final reads are easy to spot
+    for invocation in workload.final_ops():
+        for _ in range(FINAL_READ_ATTEMPTS):
+            outcome = _perform(cluster.client(cluster.ids[0], timeout=spec.op_timeout * 2),
+                               recorder, process, invocation, close=True)
+            process += 1
+            if outcome == "ok":
+                break
+
+
+def _perform(client, recorder: Recorder, process: int, inv: Invocation,
+             close: bool = False) -> str:
+    """Invoke one operation and record its invocation and completion; returns its type."""
+    recorder.record(process, "invoke", inv.f, inv.key, inv.value)
+    options = {"read_mode": inv.read_mode} if inv.read_mode else {}
+    try:
+        result = client.invoke(inv.f, inv.key, inv.value, **options)
+    except Exception as exc:        # as in Jepsen: a client that throws leaves an unknown op
+        result = {"type": "info", "value": None if inv.f == "read" else inv.value,
+                  "error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        if close:
+            client.close()
+    kind = result["type"]
+    recorder.record(process, kind, inv.f, inv.key, result.get("value"),
+                    node=result.get("node"), version=result.get("version") if kind == "ok"
+                    else None, error=result.get("error") if kind != "ok" else None)
+    return kind
+
+
+class ClientPool:
+    """`concurrency` logical clients, one thread each, bound round-robin to the nodes.
+
+    A client whose operation ends `info` never issues another: its thread carries on as a
+    fresh process (number + concurrency) with a new connection, as in Jepsen. The total rate
+    is spread evenly: each client starts an operation every concurrency/rate seconds on
+    average."""
+
+    def __init__(self, cluster: Cluster, workload: Workload, recorder: Recorder,
+                 spec: TestSpec, seed: int):
+        self.cluster = cluster
+        self.workload = workload
+        self.recorder = recorder
+        self.spec = spec
+        self.seed = seed
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for thread_id in range(self.spec.concurrency):
+            thread = threading.Thread(target=self._run, args=(thread_id,),
+                                      name=f"client-{thread_id}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def stop(self) -> None:
+        """Let every client finish its operation in flight, then end."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+    def _run(self, thread_id: int) -> None:
+        spec = self.spec
+        rng = random.Random(f"{self.seed}/client/{thread_id}")
+        node = self.cluster.ids[thread_id % len(self.cluster.ids)]
+        process = thread_id
+        client = self.cluster.client(node, timeout=spec.op_timeout)
+        period = spec.concurrency / spec.rate
+        next_start = time.monotonic() + rng.uniform(0, period)
+        try:
+            while not self._stop.is_set():
+                delay = next_start - time.monotonic()
+                if delay > 0 and self._stop.wait(delay):
+                    break
+                next_start = max(next_start + period * rng.uniform(0.5, 1.5),
+                                 time.monotonic() - period)
+                kind = _perform(client, self.recorder, process,
+                                self.workload.next_op(rng))
+                if kind == "info":
+                    process += spec.concurrency
+                    client.close()
+                    client = self.cluster.client(node, timeout=spec.op_timeout)
+        finally:
+            client.close()
+
+
+def first_violation_seconds(results) -> float | None:
+    """When the earliest op named in any failing checker's counterexample was invoked, in
+    seconds from the start of the history (None when nothing failed)."""
+    earliest = None
+
+    def visit(value) -> None:
+        nonlocal earliest
+        if isinstance(value, dict):
+            call = value.get("call")
+            if isinstance(call, int) and (earliest is None or call < earliest):
+                earliest = call
+            for item in value.values():
+                visit(item)
+        elif isinstance(value, list):
+            for item in value:
+                visit(item)
+
+    for result in results:
+        if result.valid is False and result.counterexample:
+            visit(result.counterexample)
+    return None if earliest is None else round(earliest / 1e9, 3)

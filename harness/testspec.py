@@ -1,0 +1,142 @@
+"""A test is one data structure: everything a run needs, merged over defaults, saved as JSON.
+
+`TestSpec` names the system and its options, the workload, the faults, concurrency, rate, time
+limit and seed. `faultline run` builds it from command-line options or a TOML file; the run
+saves it (with the fault schedule it generated) as `test.json`, and `faultline replay` reads it
+back to run the same test again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from refnode.config import BUGS, READ_MODES, REPLICATION_MODES
+
+WORKLOADS = ("register", "set", "session")
+NEMESES = ("partition", "kill", "pause", "clock", "power-loss", "latency")
+SYSTEMS = ("refnode",)
+
+
+class SpecError(ValueError):
+    """A test description that cannot run; the message names the option and the problem."""
+
+
+@dataclass
+class TestSpec:
+    """One fault campaign (see the module docstring). Times are in seconds."""
+
+    name: str = "refnode-register"
+    system: str = "refnode"
+    nodes: int = 3
+    replication: str = "quorum"
+    read_mode: str = "leader"
+    bug: str | None = None
+    workload: str = "register"
+    nemesis: tuple[str, ...] = ("partition", "kill")
+    nemesis_interval: float = 5.0
+    time_limit: float = 30.0
+    concurrency: int = 10
+    rate: float = 200.0
+    keys: int = 5
+    op_timeout: float = 1.0
+    recovery_timeout: float = 10.0
+    seed: int | None = None
+    runs_dir: str = "runs"
+    # Filled in by the run, so that a replay repeats it exactly.
+    schedule: list[dict] | None = None
+
+    def validate(self) -> "TestSpec":
+        """Check every field; SpecError naming the first bad one. Returns self."""
+        _one_of("system", self.system, SYSTEMS)
+        _one_of("replication", self.replication, REPLICATION_MODES)
+        _one_of("read-mode", self.read_mode, READ_MODES)
+        _one_of("workload", self.workload, WORKLOADS)
+        if self.bug is not None:
+            _one_of("bug", self.bug, tuple(BUGS))
+        for fault in self.nemesis:
+            _one_of("nemesis", fault, NEMESES)
+        _at_least("nodes", self.nodes, 1)
+        _at_least("concurrency", self.concurrency, 1)
+        _at_least("keys", self.keys, 1)
+        for name in ("time_limit", "rate", "op_timeout", "recovery_timeout",
+                     "nemesis_interval"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise SpecError(f"--{name.replace('_', '-')} must be a positive number, got "
+                                f"{value!r}")
+        if self.seed is not None and (not isinstance(self.seed, int) or self.seed < 0):
+            raise SpecError(f"--seed must be a non-negative integer, got {self.seed!r}")
+        if not self.name or "/" in self.name or self.name.startswith("."):
+            raise SpecError(f"--name must be a plain file name, got {self.name!r}")
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        """The spec as JSON data (tuples as lists)."""
+        data = dataclasses.asdict(self)
+        data["nemesis"] = list(self.nemesis)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "TestSpec":
+        """A spec from JSON data (test.json's "test" object); SpecError for unknown fields."""
+        return _build(data, "test.json")
+
+
+def _build(data: dict[str, Any], where: str) -> TestSpec:
+    names = {f.name for f in dataclasses.fields(TestSpec)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise SpecError(f"{where}: unknown option {', '.join(unknown)}; options: "
+                        f"{', '.join(sorted(names))}")
+    values = dict(data)
+    if "nemesis" in values:
+        values["nemesis"] = parse_nemesis(values["nemesis"])
+    return TestSpec(**values).validate()
+
+
+def parse_nemesis(value: Any) -> tuple[str, ...]:
+    """'partition,kill' or ['partition', 'kill'] or 'none' -> ('partition', 'kill') or ()."""
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+    elif isinstance(value, (list, tuple)):
+        parts = [str(p).strip() for p in value]
+    else:
+        raise SpecError(f"--nemesis must be a comma-separated list, got {value!r}")
+    if parts == ["none"] or not parts:
+        return ()
+    for part in parts:
+        _one_of("nemesis", part, NEMESES + ("none",))
+    if "none" in parts:
+        raise SpecError("--nemesis: 'none' cannot be combined with other faults")
+    return tuple(parts)
+
+
+def from_toml(path: Path, overrides: dict[str, Any] | None = None) -> TestSpec:
+    """A spec from a TOML file of options (same names as the command line, with underscores),
+    with `overrides` (from the command line) applied on top."""
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML: {exc}") from None
+    data = {k.replace("-", "_"): v for k, v in data.items()}
+    data.update(overrides or {})
+    return _build(data, str(path))
+
+
+def _one_of(option: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise SpecError(f"--{option} must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def _at_least(option: str, value: Any, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise SpecError(f"--{option} must be an integer >= {minimum}, got {value!r}")
+
+
+DEFAULTS = TestSpec()
