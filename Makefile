@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow bench clean
+.PHONY: run test test-slow validate bench clean
 
 # Reinstall whenever the project's metadata changes.
 $(STAMP): pyproject.toml
@@ -13,14 +13,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
+# The default campaign: 3 refnode nodes, quorum replication, leader reads, register
+# workload, partitions and kills, 30 seconds; ends with its verdict and run directory.
 run: $(STAMP)
-	$(BIN)/faultline check examples/register-history.jsonl
+	$(BIN)/faultline run
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -q
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
+
+# The full planted-bug matrix (about half an hour).
+validate: $(STAMP)
+	$(BIN)/faultline validate
 
 bench: $(STAMP)
 	$(BIN)/python bench/checkers_bench.py

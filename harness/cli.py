@@ -19,6 +19,7 @@ INVALID = 1
 UNKNOWN = 2
 BAD_INPUT = 3
 LIVENESS = 4
+COULD_NOT_RUN = 5
 INTERRUPTED = 130
 
 
@@ -37,7 +38,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser, with every subcommand registered."""
-    from harness import check_command, run_command
+    from harness import check_command, run_command, validate_command
 
     parser = _Parser(prog="faultline",
                      description="Fault-injection testing and history checking for replicated "
@@ -46,15 +47,24 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     check_command.register(sub)
     run_command.register(sub)
+    validate_command.register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `faultline` script; returns the process exit code."""
+    from harness.cluster import ClusterError
+    from harness.processes import ProcessError
+    from harness.proxy.process import ProxyServerError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
+    except (ClusterError, ProcessError, ProxyServerError) as exc:
+        # The test could not be carried out (a node or the proxy server would not start).
+        print(f"faultline: could not run: {exc}", file=sys.stderr)
+        return COULD_NOT_RUN
     except (HistoryError, ModelError, UsageError) as exc:
         print(f"faultline: error: {exc}", file=sys.stderr)
         return BAD_INPUT

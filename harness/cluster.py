@@ -68,10 +68,14 @@ class Cluster:
                                                    log_path=self.run_dir / "proxy.log")
             self.supervisor.registry.add(self.proxy_server.pid, "proxy server")
             self.network = Network(self.proxy_server.client(), self.ids)
-            ports = free_ports(2 * len(self.ids))
-            own_client = {n: f"127.0.0.1:{ports[2 * i]}" for i, n in enumerate(self.ids)}
-            own_peer = {n: f"127.0.0.1:{ports[2 * i + 1]}" for i, n in enumerate(self.ids)}
-            topology = self.network.create(own_client, own_peer)
+            # Every port of the cluster at once, nodes' and proxies' alike: ports handed out
+            # one by one could collide (a proxy on port 0 may get a node's chosen port).
+            n = len(self.ids)
+            ports = free_ports(2 * n + n * n)
+            own_client = {node: f"127.0.0.1:{ports[2 * i]}" for i, node in enumerate(self.ids)}
+            own_peer = {node: f"127.0.0.1:{ports[2 * i + 1]}"
+                        for i, node in enumerate(self.ids)}
+            topology = self.network.create(own_client, own_peer, listen_ports=ports[2 * n:])
             self.client_addresses = dict(topology.client_addresses)
             slots = [NodeSlot(n, ports[2 * i], ports[2 * i + 1],
                               self.run_dir / "nodes" / n, self.run_dir / "nodes" / f"{n}.log",

@@ -30,35 +30,51 @@ ACTIONS = {
 }
 SHAPES = ("halves", "isolate", "isolate-leader", "majorities-ring", "bridge", "one-way")
 TARGETS = ("one", "leader", "minority")
+ALL_TARGETS = TARGETS + ("majority", "all")
+CLOCK_RATES = (1.0, 0.8, 1.25)
 
 
 def plan(faults: tuple[str, ...], nodes: list[str], time_limit: float, interval: float,
-         seed: int) -> list[dict[str, Any]]:
-    """The fault schedule: one fault at a time, a new one every `interval` seconds, each
-    lasting about 60% of it, none left running at `time_limit`.
+         seed: int, options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The fault schedule: a new fault every `interval` seconds, each lasting 40 to 60% of
+    it, none left running at `time_limit`. One fault at a time, unless `options["overlap"]`:
+    then each kind has its own cycle, a quarter interval after the previous kind's, so that
+    faults of different kinds overlap (a slow clock while the leader is cut off).
 
+    `options` may narrow the choices: "shapes" (partition shapes), "targets", "clock_rates".
     Each step is {"at": seconds, "f": action, "value": details}; details name a partition's
-    shape and grudge, a target ("one", "leader", "minority") and the nodes it resolves to when
-    they do not depend on the cluster's state, a clock's offset and rate, a latency."""
+    shape and grudge, a target and the nodes it resolves to when they do not depend on the
+    cluster's state, a clock's offset and rate, a latency."""
+    options = options or {}
     rng = random.Random(f"{seed}/nemesis")
     steps: list[dict[str, Any]] = []
     if not faults:
         return steps
-    at = interval / 2
-    while at + interval * 0.6 < time_limit:
-        kind = rng.choice(faults)
-        start, stop = ACTIONS[kind]
-        value = _details(kind, nodes, rng)
-        steps.append({"at": round(at, 3), "f": start, "value": value})
-        steps.append({"at": round(at + interval * rng.uniform(0.4, 0.6), 3), "f": stop,
-                      "value": {"of": start, **_stop_details(value)}})
-        at += interval
+    lanes = [(faults, 0.0)]
+    if options.get("overlap"):
+        lanes = [((kind,), i * interval / 4) for i, kind in enumerate(faults)]
+    for kinds, offset in lanes:
+        at = interval / 2 + offset
+        while at + interval * 0.6 < time_limit:
+            kind = rng.choice(kinds)
+            start, stop = ACTIONS[kind]
+            value = _details(kind, nodes, rng, options)
+            steps.append({"at": round(at, 3), "f": start, "value": value})
+            steps.append({"at": round(at + interval * rng.uniform(0.4, 0.6), 3), "f": stop,
+                          "value": {"of": start, **_stop_details(value)}})
+            at += interval
+    steps.sort(key=lambda step: step["at"])
     return steps
 
 
-def _details(kind: str, nodes: list[str], rng: random.Random) -> dict[str, Any]:
+def _details(kind: str, nodes: list[str], rng: random.Random,
+             options: dict[str, Any]) -> dict[str, Any]:
     if kind == "partition":
-        shape = rng.choice(SHAPES if len(nodes) >= 3 else ("isolate", "one-way"))
+        shapes = tuple(options.get("shapes") or SHAPES)
+        if len(nodes) < 3:
+            shapes = tuple(s for s in shapes if s in ("isolate", "isolate-leader", "one-way")
+                           ) or ("isolate",)
+        shape = rng.choice(shapes)
         grudge = None
         if shape == "halves":
             grudge = partitions.halves(nodes, rng)
@@ -76,16 +92,27 @@ def _details(kind: str, nodes: list[str], rng: random.Random) -> dict[str, Any]:
             out["grudge"] = partitions.describe(grudge)
         return out
     if kind == "latency":
-        return {"latency_ms": rng.choice([20, 50, 100]), "jitter_ms": rng.choice([0, 20, 50])}
-    target = rng.choice(TARGETS)
+        out = {"latency_ms": rng.choice(tuple(options.get("latency_ms") or (20, 50, 100))),
+               "jitter_ms": rng.choice([0, 20, 50])}
+        if options.get("latency_from"):
+            # Only the links out of one node ("leader" or "one"): its messages arrive late.
+            out["target"] = rng.choice(tuple(options["latency_from"]))
+            if out["target"] == "one":
+                out["nodes"] = [rng.choice(nodes)]
+        return out
+    target = rng.choice(tuple(options.get("targets") or TARGETS))
     out = {"target": target}
     if target == "one":
         out["nodes"] = [rng.choice(nodes)]
     elif target == "minority":
         out["nodes"] = sorted(rng.sample(nodes, max(1, (len(nodes) - 1) // 2)))
+    elif target == "majority":
+        out["nodes"] = sorted(rng.sample(nodes, len(nodes) // 2 + 1))
+    elif target == "all":
+        out["nodes"] = list(nodes)
     if kind == "clock":
         out["offset"] = round(rng.uniform(-2.0, 2.0), 3)
-        out["rate"] = round(rng.choice([1.0, 0.8, 1.25]), 3)
+        out["rate"] = round(rng.choice(tuple(options.get("clock_rates") or CLOCK_RATES)), 3)
     return out
 
 
@@ -155,6 +182,10 @@ class Nemesis:
             self.active.pop(value.get("of", ""), None)
         elif f == "start-latency":
             links = c.network.peer_links()
+            if value.get("target"):
+                value["nodes"] = self._resolve(value)
+                links = [link for link in links
+                         if any(link.startswith(f"{node}_to_") for node in value["nodes"])]
             c.network.add_toxic(links, "latency", {"latency": value["latency_ms"],
                                                    "jitter": value["jitter_ms"]})
             self.active[f] = value

@@ -54,18 +54,22 @@ class Network:
         self.proxies: dict[str, BoundProxy] = {}
         self._pool = ThreadPoolExecutor(API_THREADS, thread_name_prefix="toxiproxy-api")
 
-    def create(self, client_upstreams: Mapping[str, str],
-               peer_upstreams: Mapping[str, str]) -> Topology:
-        """Create every link proxy (one `/populate` request), listening on free ports.
+    def create(self, client_upstreams: Mapping[str, str], peer_upstreams: Mapping[str, str],
+               listen_ports: list[int] | None = None) -> Topology:
+        """Create every link proxy (one `/populate` request).
 
         `client_upstreams[node]` is the node's own client address, `peer_upstreams[node]` its
-        own peer address. Returns the addresses to dial instead.
+        own peer address. The proxies listen on `listen_ports` (one per link, clients' first),
+        or on ports the server picks. Returns the addresses to dial instead.
         """
-        wanted = [{"name": client_link(n), "listen": "127.0.0.1:0",
-                   "upstream": client_upstreams[n], "enabled": True} for n in self.nodes]
-        wanted += [{"name": peer_link(a, b), "listen": "127.0.0.1:0",
-                    "upstream": peer_upstreams[b], "enabled": True}
-                   for a in self.nodes for b in self.nodes if a != b]
+        links = [(client_link(n), client_upstreams[n]) for n in self.nodes]
+        links += [(peer_link(a, b), peer_upstreams[b])
+                  for a in self.nodes for b in self.nodes if a != b]
+        ports = listen_ports or [0] * len(links)
+        if len(ports) < len(links):
+            raise ValueError(f"{len(links)} links need as many ports, got {len(ports)}")
+        wanted = [{"name": name, "listen": f"127.0.0.1:{port}", "upstream": upstream,
+                   "enabled": True} for (name, upstream), port in zip(links, ports)]
         for proxy in self.api.post_populate(wanted):
             self.proxies[proxy.name] = proxy
         client = {n: self.proxies[client_link(n)].listen for n in self.nodes}

@@ -32,6 +32,7 @@ OPTIONS = [
     ("--concurrency", "concurrency", int, "concurrent logical clients"),
     ("--rate", "rate", float, "target operations per second, all clients together"),
     ("--keys", "keys", int, "keys the workload spreads over"),
+    ("--cas-share", "cas_share", float, "share of cas operations in the register workload"),
     ("--op-timeout", "op_timeout", float, "seconds before an operation is indeterminate"),
     ("--recovery-timeout", "recovery_timeout", float,
      "seconds the healed cluster has to accept writes again (else a liveness failure)"),
@@ -48,16 +49,15 @@ def register(sub) -> None:
         "run", help="run a fault campaign and check it",
         description="Run a fault campaign: start a cluster behind link proxies, drive "
                     "concurrent clients, inject faults, heal, check the history. Exit codes: "
-                    "0 valid, 1 invalid, 2 unknown, 3 bad usage, 4 liveness failure.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "0 valid, 1 invalid, 2 unknown, 3 bad usage, 4 liveness failure.")
     p.add_argument("--config", type=Path, metavar="FILE.toml",
                    help="read options from a TOML file (command-line options win)")
     for flag, name, kind, text in OPTIONS:
         default = getattr(DEFAULTS, name)
         if name == "nemesis":
             default = ",".join(default) or "none"
-        p.add_argument(flag, dest=name, type=kind, default=None,
-                       help=f"{text} (default: {default})")
+        shown = "" if name in ("seed", "name", "bug") else f" (default: {default})"
+        p.add_argument(flag, dest=name, type=kind, default=None, help=f"{text}{shown}")
     p.set_defaults(handler=run)
 
     r = sub.add_parser("replay", help="run a stored test again: same seed, same faults",

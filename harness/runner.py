@@ -30,7 +30,7 @@ from harness.systems.refnode import RefnodeSystem
 from harness.testspec import TestSpec
 from harness.workloads import Invocation, Workload, make_workload
 
-CHECK_BUDGET_SECONDS = 120.0
+CHECK_BUDGET_SECONDS = 60.0
 FINAL_READ_ATTEMPTS = 10
 
 
@@ -65,7 +65,8 @@ class RunResult:
 def make_system(spec: TestSpec, workload: Workload):
     """The system adapter the spec names, configured by it."""
     return RefnodeSystem(replication=spec.replication, read_mode=workload.read_mode,
-                         session=workload.session, bugs=(spec.bug,) if spec.bug else ())
+                         session=workload.session, bugs=(spec.bug,) if spec.bug else (),
+                         **spec.system_options)
 
 
 def run_test(spec: TestSpec, *, argv: list[str] | None = None,
@@ -80,11 +81,11 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
     seed = spec.seed
     runs_dir = Path(spec.runs_dir)
     run_dir = store.create_run_dir(runs_dir, spec.name, seed)
-    workload = make_workload(spec.workload, spec.keys, spec.read_mode)
+    workload = make_workload(spec.workload, spec.keys, spec.read_mode, spec.cas_share)
     nodes = [f"n{i}" for i in range(1, spec.nodes + 1)]
     if spec.schedule is None:
         spec.schedule = nemesis_module.plan(spec.nemesis, nodes, spec.time_limit,
-                                            spec.nemesis_interval, seed)
+                                            spec.nemesis_interval, seed, spec.nemesis_options)
     store.write_json(run_dir / store.TEST_FILE, {
         "test": spec.to_json(), "command": argv or sys.argv, "versions": store.versions(),
         "check": {"checkers": list(workload.checkers), "model": {"name": "kv"}}})

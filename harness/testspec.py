@@ -29,6 +29,8 @@ class SpecError(ValueError):
 class TestSpec:
     """One fault campaign (see the module docstring). Times are in seconds."""
 
+    __test__ = False     # a name pytest would otherwise take for a test class
+
     name: str = "refnode-register"
     system: str = "refnode"
     nodes: int = 3
@@ -38,10 +40,19 @@ class TestSpec:
     workload: str = "register"
     nemesis: tuple[str, ...] = ("partition", "kill")
     nemesis_interval: float = 5.0
+    # Narrow what the nemesis picks from: "shapes" (partition shapes), "targets" (one, leader,
+    # minority, majority, all), "clock_rates", "latency_ms", "latency_from" (one, leader: only
+    # that node's outgoing links), "overlap" (faults of different kinds at once).
+    nemesis_options: dict = dataclasses.field(default_factory=dict)
+    # refnode ClusterConfig fields beyond the replication mode (timeouts, drift bound).
+    system_options: dict = dataclasses.field(default_factory=dict)
     time_limit: float = 30.0
     concurrency: int = 10
     rate: float = 200.0
     keys: int = 5
+    # register workload: share of cas among operations (cas is decided by the version sweep
+    # when the store is consistent, but rules out the zone method on a violation).
+    cas_share: float = 0.1
     op_timeout: float = 1.0
     recovery_timeout: float = 10.0
     seed: int | None = None
@@ -68,8 +79,14 @@ class TestSpec:
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise SpecError(f"--{name.replace('_', '-')} must be a positive number, got "
                                 f"{value!r}")
+        if not isinstance(self.cas_share, (int, float)) or not 0 <= self.cas_share <= 0.5:
+            raise SpecError(f"--cas-share must be between 0 and 0.5, got {self.cas_share!r}")
         if self.seed is not None and (not isinstance(self.seed, int) or self.seed < 0):
             raise SpecError(f"--seed must be a non-negative integer, got {self.seed!r}")
+        unknown = set(self.nemesis_options) - {"shapes", "targets", "clock_rates", "overlap",
+                                                "latency_ms", "latency_from"}
+        if unknown:
+            raise SpecError(f"nemesis_options: unknown {', '.join(sorted(unknown))}")
         if not self.name or "/" in self.name or self.name.startswith("."):
             raise SpecError(f"--name must be a plain file name, got {self.name!r}")
         return self

@@ -55,10 +55,11 @@ class RegisterWorkload(Workload):
 
     name = "register"
     checkers = ("linearizable", "lost-writes", "staleness", "stats")
-    READ, WRITE = 0.5, 0.4           # the rest are cas
+    READ = 0.5                       # then cas_share of cas, the rest writes
 
-    def __init__(self, keys: int, read_mode: str):
+    def __init__(self, keys: int, read_mode: str, cas_share: float = 0.1):
         super().__init__(keys, read_mode)
+        self.write_share = 1.0 - self.READ - cas_share
         self._recent: dict[str, int] = {}
 
     def next_op(self, rng: random.Random) -> Invocation:
@@ -67,7 +68,7 @@ class RegisterWorkload(Workload):
         if roll < self.READ:
             return Invocation("read", key, None, self.read_mode)
         value = self.fresh_value()
-        if roll < self.READ + self.WRITE:
+        if roll < self.READ + self.write_share:
             with self._lock:
                 self._recent[key] = value
             return Invocation("write", key, value)
@@ -111,6 +112,8 @@ class SessionWorkload(Workload):
 WORKLOADS = {w.name: w for w in (RegisterWorkload, SetWorkload, SessionWorkload)}
 
 
-def make_workload(name: str, keys: int, read_mode: str) -> Workload:
+def make_workload(name: str, keys: int, read_mode: str, cas_share: float = 0.1) -> Workload:
     """The workload called `name`; KeyError for an unknown one."""
+    if name == RegisterWorkload.name:
+        return RegisterWorkload(keys, read_mode, cas_share)
     return WORKLOADS[name](keys, read_mode)

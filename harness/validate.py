@@ -1,0 +1,168 @@
+"""`faultline validate`: the planted-bug matrix, proof that the harness catches what it should.
+
+Each planted bug runs under the faults that expose it, over several seeds, and must be caught
+(an invalid verdict) in most of them; each safe configuration runs under combined faults and
+must be valid in all of them; `async` replication is shown losing acknowledged writes when
+its leader crashes, as the pattern says it may.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from harness.runner import RunResult, run_test
+from harness.testspec import TestSpec
+
+BUG, SAFE, SHOWN = "bug", "safe", "shown"     # must be caught / must pass / loss is shown
+
+
+@dataclass(frozen=True)
+class Case:
+    """One row of the matrix: a configuration, what it must show, over how many seeds."""
+
+    label: str
+    kind: str
+    options: dict[str, Any]
+    seeds: int
+    needed: int            # runs that must come out as `kind` requires
+
+    def spec(self, seed: int, runs_dir: str, time_limit: float | None) -> TestSpec:
+        options = dict(self.options)
+        if time_limit is not None:
+            options["time_limit"] = time_limit
+        return TestSpec(name=f"validate-{self.label}", seed=seed, runs_dir=runs_dir,
+                        **options).validate()
+
+
+def _bug(bug: str, seeds: int = 5, needed: int = 4, **options) -> Case:
+    # One key and a brisk rate: a fault's window of damage holds many conflicting operations.
+    # No cas: on a violation the zone method decides at once, where a search with crashed
+    # operations could run out of budget.
+    base = {"bug": bug, "time_limit": 20.0, "keys": 1, "rate": 400.0, "cas_share": 0.0}
+    return Case(bug, BUG, dict(base, **options), seeds, needed)
+
+
+def _safe(label: str, seeds: int = 10, **options) -> Case:
+    return Case(label, SAFE, dict({"time_limit": 20.0, "nemesis": ("partition", "kill",
+                                                                    "pause")}, **options),
+                seeds, seeds)
+
+
+LEADER_CUT_OFF = {"shapes": ["isolate-leader"]}
+MATRIX = [
+    # A deposed leader steps down after election_timeout_max without a quorum: a longer one
+    # widens the window in which it still answers reads.
+    _bug("stale-leader-read", nemesis=("partition",), nemesis_interval=4.0,
+         nemesis_options=LEADER_CUT_OFF, system_options={"election_timeout_max": 1.5}),
+    # The leader's messages arrive long after the others have elected a new leader: a
+    # follower that does not fence them off lets the old term overwrite the new one's entries.
+    _bug("no-fencing", nemesis=("latency",), nemesis_interval=4.0,
+         nemesis_options={"latency_from": ["leader"], "latency_ms": [800]}),
+    # A leader cut off from its followers acknowledges writes it only sent: the new leader
+    # never had them.
+    _bug("early-ack", nemesis=("partition",), nemesis_interval=4.0,
+         nemesis_options=LEADER_CUT_OFF, system_options={"election_timeout_max": 1.5}),
+    _bug("no-fsync", nemesis=("power-loss",), nemesis_interval=5.0,
+         nemesis_options={"targets": ["all"]}),
+    _bug("lease-no-margin", read_mode="lease", nemesis=("clock", "partition"),
+         nemesis_interval=4.0, system_options={"max_clock_drift": 0.5},
+         nemesis_options={"overlap": True, "clock_rates": [0.6], "targets": ["leader"],
+                          **LEADER_CUT_OFF}),
+    _bug("follower-ignores-token", workload="session", nemesis=("partition",),
+         nemesis_interval=4.0, nemesis_options={"shapes": ["isolate"]}),
+    _bug("forget-vote", nemesis=("kill",), nemesis_interval=1.5,
+         nemesis_options={"targets": ["one", "leader"]}),
+    _safe("sync-leader", replication="sync"),
+    _safe("quorum-leader", replication="quorum"),
+    _safe("quorum-lease", read_mode="lease"),
+    _safe("quorum-follower-session", workload="session"),
+    Case("async-leader-crash", SHOWN, {"replication": "async", "time_limit": 20.0,
+                                       "nemesis": ("kill",), "nemesis_interval": 3.0,
+                                       "nemesis_options": {"targets": ["leader"]}}, 5, 1),
+]
+# What the test suite runs: two planted bugs and one safe configuration, briefly.
+REDUCED = ["stale-leader-read", "early-ack", "quorum-leader"]
+
+
+@dataclass
+class Row:
+    """The outcome of one case over its seeds."""
+
+    case: Case
+    results: list[RunResult] = field(default_factory=list)
+
+    @property
+    def caught(self) -> int:
+        return sum(1 for r in self.results if r.valid is False)
+
+    @property
+    def passed(self) -> int:
+        return sum(1 for r in self.results
+                   if r.valid is True and r.liveness.get("recovered"))
+
+    @property
+    def needed(self) -> int:
+        """The case's target, scaled to the seeds actually run (at least one)."""
+        return max(1, -(-self.case.needed * len(self.results) // self.case.seeds))
+
+    @property
+    def met(self) -> bool:
+        if self.case.kind == SAFE:
+            return self.passed >= self.needed
+        return self.caught >= self.needed
+
+    @property
+    def checkers(self) -> list[str]:
+        """The checkers that found violations, over all seeds."""
+        names: set[str] = set()
+        for r in self.results:
+            for name, c in r.results.get("checkers", {}).items():
+                if c.get("valid") is False:
+                    names.add(name)
+        return sorted(names)
+
+    @property
+    def first_violation(self) -> float | None:
+        times = [r.results.get("first_violation_seconds") for r in self.results]
+        times = [t for t in times if t is not None]
+        return round(statistics.median(times), 1) if times else None
+
+
+def select(names: list[str] | None) -> list[Case]:
+    """The cases named (all when None); ValueError for an unknown name."""
+    if not names:
+        return list(MATRIX)
+    by_label = {case.label: case for case in MATRIX}
+    unknown = [n for n in names if n not in by_label]
+    if unknown:
+        raise ValueError(f"unknown case {', '.join(unknown)}; cases: "
+                         f"{', '.join(by_label)}")
+    return [by_label[n] for n in names]
+
+
+def run_matrix(cases: list[Case], runs_dir: str, *, seeds: int | None = None,
+               time_limit: float | None = None, first_seed: int = 1,
+               on_run: Callable[[Case, int, RunResult], None] | None = None) -> list[Row]:
+    """Run every case over its seeds (or `seeds` each); returns a row per case."""
+    rows = []
+    for case in cases:
+        row = Row(case)
+        for i in range(seeds or case.seeds):
+            seed = first_seed + i
+            result = run_test(case.spec(seed, runs_dir, time_limit))
+            row.results.append(result)
+            if on_run is not None:
+                on_run(case, seed, result)
+        rows.append(row)
+    return rows
+
+
+def rows_json(rows: list[Row]) -> list[dict[str, Any]]:
+    """The matrix as JSON data."""
+    return [{"case": r.case.label, "kind": r.case.kind, "runs": len(r.results),
+             "caught": r.caught, "passed": r.passed, "met": r.met, "checkers": r.checkers,
+             "first_violation_seconds": r.first_violation,
+             "run_dirs": [str(x.run_dir) for x in r.results]} for r in rows]
+

@@ -1,0 +1,125 @@
+"""`faultline run` end to end: a short real campaign, its run directory, replay, bad usage;
+and the fault schedule as pure data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from checkers.formats import load_history
+from harness import nemesis
+from harness.runner import run_test
+from harness.testspec import SpecError, TestSpec, from_toml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def faultline(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_the_schedule_is_data_determined_by_the_seed():
+    nodes = ["n1", "n2", "n3"]
+    first = nemesis.plan(("partition", "kill", "pause", "clock"), nodes, 60, 5, seed=11)
+    assert first == nemesis.plan(("partition", "kill", "pause", "clock"), nodes, 60, 5, 11)
+    assert first != nemesis.plan(("partition", "kill", "pause", "clock"), nodes, 60, 5, 12)
+    assert all(step["at"] < 60 for step in first)
+    starts = [s for s in first if "of" not in s["value"]]
+    stops = [s for s in first if "of" in s["value"]]
+    assert len(starts) == len(stops) == 11
+    assert nemesis.plan((), nodes, 60, 5, 11) == []
+
+
+def test_overlapping_faults_run_at_once():
+    steps = nemesis.plan(("clock", "partition"), ["n1", "n2", "n3"], 20, 4, seed=1,
+                         options={"overlap": True, "shapes": ["isolate-leader"],
+                                  "clock_rates": [0.6], "targets": ["leader"]})
+    active, most = set(), 0
+    for step in steps:
+        if "of" in step["value"]:
+            active.discard(step["value"]["of"])
+        else:
+            active.add(step["f"])
+        most = max(most, len(active))
+    assert most == 2
+    assert {s["value"].get("shape") for s in steps if s["f"] == "start-partition"} == {
+        "isolate-leader"}
+
+
+def test_a_short_campaign_with_faults_is_valid_and_stored(tmp_path):
+    spec = TestSpec(time_limit=6.0, nemesis=("partition", "kill"), nemesis_interval=2.0,
+                    seed=3, runs_dir=str(tmp_path / "runs"), rate=150.0)
+    result = run_test(spec)
+    assert result.valid is True, json.dumps(result.results)[:2000]
+    assert result.liveness["recovered"] is True
+    run_dir = result.run_dir
+    assert run_dir.parent.name == "refnode-register" and run_dir.name.endswith("-s3")
+    assert (tmp_path / "runs" / "latest").resolve() == run_dir.resolve()
+    for name in ("test.json", "history.jsonl", "results.json", "proxy.log", "nodes/n1.log"):
+        assert (run_dir / name).exists(), name
+    test = json.loads((run_dir / "test.json").read_text())
+    assert test["test"]["seed"] == 3 and test["test"]["schedule"]
+    history = load_history(run_dir / "history.jsonl")
+    faults = [op for op in history if op.process == "nemesis"]
+    assert {op.f for op in faults} & {"start-partition", "kill"}
+    assert sum(1 for op in history if op.type == "ok") > 100
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["valid"] is True and "linearizable" in results["checkers"]
+
+    # The stored run re-checks to the same verdict.
+    check = faultline("check", str(run_dir), "--json")
+    assert check.returncode == 0, check.stderr
+    assert json.loads(check.stdout)["valid"] is True
+
+
+def test_replay_repeats_seed_and_schedule(tmp_path):
+    spec = TestSpec(time_limit=3.0, nemesis=("pause",), nemesis_interval=1.5, seed=9,
+                    runs_dir=str(tmp_path / "runs"), rate=100.0)
+    first = run_test(spec)
+    proc = faultline("replay", str(first.run_dir))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    runs = sorted((tmp_path / "runs" / "refnode-register").iterdir())
+    assert len(runs) == 2
+    a, b = (json.loads((r / "test.json").read_text())["test"] for r in runs)
+    assert a["seed"] == b["seed"] == 9 and a["schedule"] == b["schedule"]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--nodes", "0"], "--nodes"),
+    (["--nemesis", "meteor"], "--nemesis"),
+    (["--bug", "nope"], "--bug"),
+    (["--replication", "eventual"], "--replication"),
+    (["--time-limit", "-3"], "--time-limit"),
+    (["--config", "no/such.toml"], "no/such.toml"),
+])
+def test_bad_run_options_are_one_line_errors(args, fragment):
+    proc = faultline("run", *args)
+    assert proc.returncode == 3
+    assert "Traceback" not in proc.stderr
+    assert fragment in proc.stderr.strip().splitlines()[-1]
+
+
+def test_run_help_shows_every_option_with_its_default():
+    proc = faultline("run", "--help")
+    for option in ("--system", "--nodes", "--replication", "--read-mode", "--workload",
+                   "--nemesis", "--time-limit", "--concurrency", "--rate", "--seed", "--bug",
+                   "--runs-dir", "--config"):
+        assert option in proc.stdout
+    assert "(default: partition,kill)" in " ".join(proc.stdout.split())
+
+
+def test_toml_config_and_overrides(tmp_path):
+    path = tmp_path / "test.toml"
+    path.write_text('nodes = 5\nreplication = "sync"\nnemesis = "pause,kill"\n'
+                    'time-limit = 12\n')
+    spec = from_toml(path, {"nodes": 3})
+    assert (spec.nodes, spec.replication, spec.nemesis, spec.time_limit) == (
+        3, "sync", ("pause", "kill"), 12)
+    path.write_text("colour = 'blue'\n")
+    with pytest.raises(SpecError, match="colour"):
+        from_toml(path)
