@@ -136,4 +136,5 @@ def _violation(earlier: Operation, later: Operation) -> dict:
 
 
 def _op_json(op: Operation) -> dict:
-    return {"id": op.id, "key": jsonable(op.key), "version": op.version, "op": op.describe()}
+    return {"id": op.id, "key": jsonable(op.key), "version": op.version, "call": op.call,
+            "ret": op.ret, "op": op.describe()}

@@ -14,8 +14,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+# Piped output is read in logs and CI, where 80 columns would cut tables short.
 out = Console(highlight=False)
+if not out.is_terminal:
+    out = Console(highlight=False, width=120)
 err = Console(stderr=True, highlight=False)
+if not err.is_terminal:
+    err = Console(stderr=True, highlight=False, width=120)
 
 _VERDICT_STYLE = {True: ("valid", "bold green"), False: ("INVALID", "bold red"),
                   "unknown": ("unknown", "bold yellow")}

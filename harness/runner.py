@@ -266,23 +266,35 @@ class ClientPool:
 
 
 def first_violation_seconds(results) -> float | None:
-    """When the earliest op named in any failing checker's counterexample was invoked, in
-    seconds from the start of the history (None when nothing failed)."""
+    """When the earliest violating op of any failing checker was invoked, in seconds from the
+    start of the history (None when nothing failed). The violating op is the counterexample's
+    "op" (linearizability) or "violating" ops (sessions); failing those, the earliest op the
+    counterexample names at all."""
     earliest = None
 
-    def visit(value) -> None:
+    def consider(call) -> None:
         nonlocal earliest
+        if isinstance(call, int) and (earliest is None or call < earliest):
+            earliest = call
+
+    def visit(value, wanted: str | None) -> None:
         if isinstance(value, dict):
-            call = value.get("call")
-            if isinstance(call, int) and (earliest is None or call < earliest):
-                earliest = call
-            for item in value.values():
-                visit(item)
+            if wanted is None:
+                consider(value.get("call"))
+            for name, item in value.items():
+                if name == wanted and isinstance(item, dict):
+                    consider(item.get("call"))
+                visit(item, wanted)
         elif isinstance(value, list):
             for item in value:
-                visit(item)
+                visit(item, wanted)
 
     for result in results:
         if result.valid is False and result.counterexample:
-            visit(result.counterexample)
+            ce = result.counterexample
+            before = earliest
+            for wanted in ("op", "violating"):
+                visit(ce, wanted)
+            if earliest == before:
+                visit(ce, None)
     return None if earliest is None else round(earliest / 1e9, 3)
