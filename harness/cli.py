@@ -38,7 +38,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser, with every subcommand registered."""
-    from harness import check_command, run_command, validate_command
+    from harness import check_command, proxy_command, run_command, validate_command
 
     parser = _Parser(prog="faultline",
                      description="Fault-injection testing and history checking for replicated "
@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     check_command.register(sub)
     run_command.register(sub)
     validate_command.register(sub)
+    proxy_command.register(sub)
     return parser
 
 

@@ -111,7 +111,8 @@ def _details(kind: str, nodes: list[str], rng: random.Random,
     elif target == "all":
         out["nodes"] = list(nodes)
     if kind == "clock":
-        out["offset"] = round(rng.uniform(-2.0, 2.0), 3)
+        low, high = options.get("clock_offsets") or (-2.0, 2.0)
+        out["offset"] = round(rng.uniform(low, high), 3)
         out["rate"] = round(rng.choice(tuple(options.get("clock_rates") or CLOCK_RATES)), 3)
     return out
 

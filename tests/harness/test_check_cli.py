@@ -151,3 +151,23 @@ def test_a_manifest_disagreement_exits_1(tmp_path):
     assert proc.returncode == 1
     assert "DISAGREES" in proc.stdout
     assert "2 histories, 1 agree, 1 disagree" in proc.stdout
+
+
+def test_faultline_proxy_serves_the_api_and_stops_on_sigterm():
+    import signal
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "proxy", "--port", "0"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("faultline proxy listening on 127.0.0.1:")
+        port = int(line.rsplit(":", 1)[1])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/version", timeout=5) as reply:
+            assert json.loads(reply.read())["version"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+        proc.wait()
