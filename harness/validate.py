@@ -54,7 +54,7 @@ LEADER_CUT_OFF = {"shapes": ["isolate-leader"]}
 LEASE_UNDER_DRIFT = dict(
     read_mode="lease", nemesis=("clock", "partition"), nemesis_interval=5.0, op_timeout=0.5,
     system_options={"max_clock_drift": 0.5, "election_timeout_min": 1.0,
-                    "election_timeout_max": 2.0, "heartbeat_interval": 0.1},
+                    "election_timeout_max": 1.2, "heartbeat_interval": 0.1},
     nemesis_options={"overlap": True, "clock_rates": [0.6], "clock_offsets": [0.0, 0.0],
                      "targets": ["leader"], **LEADER_CUT_OFF})
 MATRIX = [
@@ -73,10 +73,10 @@ MATRIX = [
          nemesis_options=LEADER_CUT_OFF, system_options={"election_timeout_max": 1.5}),
     _bug("no-fsync", nemesis=("power-loss",), nemesis_interval=5.0,
          nemesis_options={"targets": ["all"]}),
-    # The leader's clock runs at 0.6 (no jump: a lease cannot survive a clock that jumps) while
-    # the drift bound says 0.5: with the margin its
-    # lease ends before anyone else may be elected, without it well after. Long election
-    # timeouts make that window longer than a client's operation timeout.
+    # The leader's clock runs at 0.6 (no jump: a lease cannot survive a clock that jumps)
+    # while the drift bound says 0.5: with the margin its lease ends before anyone else may be
+    # elected, without it well after. Long, narrow election timeouts make that window longer
+    # than a client's operation timeout.
     _bug("lease-no-margin", **LEASE_UNDER_DRIFT),
     _bug("follower-ignores-token", workload="session", nemesis=("partition",),
          nemesis_interval=4.0, nemesis_options={"shapes": ["isolate"]}),
