@@ -123,3 +123,46 @@ def test_toml_config_and_overrides(tmp_path):
     path.write_text("colour = 'blue'\n")
     with pytest.raises(SpecError, match="colour"):
         from_toml(path)
+
+
+def test_ctrl_c_ends_the_run_and_every_process_it_started(tmp_path):
+    import signal
+    import time
+
+    import psutil
+
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", "--time-limit", "60",
+                             "--runs-dir", str(runs), "--seed", "4"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        log = None
+        while time.monotonic() < deadline:
+            logs = list(runs.glob("*/*/nodes/n1.log"))
+            if logs and "ready" in logs[0].read_text():
+                log = logs[0]
+                break
+            time.sleep(0.1)
+        assert log is not None, "the cluster never came up"
+        run_dir = str(log.parent.parent)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
+        assert "interrupted" in proc.stderr.read()
+
+        def leftovers():
+            found = []
+            for p in psutil.process_iter(["cmdline"]):
+                cmdline = " ".join(p.info["cmdline"] or [])
+                if run_dir in cmdline:
+                    found.append(cmdline)
+            return found
+
+        deadline = time.monotonic() + 10
+        while leftovers() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert leftovers() == []
+    finally:
+        proc.kill()
+        proc.wait()
