@@ -118,7 +118,7 @@ class Cluster:
         if self.supervisor is not None:
             self.supervisor.close()
         if self.network is not None:
-            self.network._pool.shutdown(wait=False)
+            self.network.close(remove_proxies=False)
         if self.proxy_server is not None:
             self.proxy_server.stop()
             self.proxy_server = None

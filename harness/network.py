@@ -116,13 +116,15 @@ class Network:
         """Every node-to-node proxy name."""
         return [peer_link(a, b) for a in self.nodes for b in self.nodes if a != b]
 
-    def close(self) -> None:
-        """Remove this cluster's proxies from the server."""
-        for proxy in self.proxies.values():
-            try:
-                proxy.destroy()
-            except Exception:      # the server may already be gone: nothing left to clean
-                pass
+    def close(self, remove_proxies: bool = True) -> None:
+        """Stop the API threads; with `remove_proxies`, also remove this cluster's proxies
+        from the server (pointless when the server itself is about to stop)."""
+        if remove_proxies:
+            for proxy in self.proxies.values():
+                try:
+                    proxy.destroy()
+                except Exception:      # the server may already be gone: nothing to clean
+                    pass
         self._pool.shutdown(wait=True)
 
     def _drop(self, name: str) -> None:

@@ -29,36 +29,13 @@ from harness.proxy.process import (
     ProxyServerError,
     find_toxiproxy_server,
     start_embedded,
-    start_toxiproxy_server,
 )
 from harness.proxy.testing import EchoServer
-
-NO_REAL_SERVER = ("no real toxiproxy-server found (set FAULTLINE_TOXIPROXY_SERVER or put "
-                  "toxiproxy-server on the PATH): compatibility run against it skipped")
-
-
-# The real server joins the parametrization only where it exists; where it does not, one
-# test below says so, instead of one skip per test.
-SERVERS = ["embedded"] + (["toxiproxy-server"] if find_toxiproxy_server() else [])
-
+from tests.harness.conftest import NO_REAL_SERVER
 
 def test_a_real_toxiproxy_server_is_available_for_the_compatibility_run():
     if find_toxiproxy_server() is None:
         pytest.skip(NO_REAL_SERVER)
-
-
-@pytest.fixture(scope="module", params=SERVERS)
-def server(request):
-    """A Toxiproxy API server process for the module: the embedded one, then a real one."""
-    if request.param == "toxiproxy-server":
-        binary = find_toxiproxy_server()
-        if binary is None:
-            pytest.skip(NO_REAL_SERVER)
-        process = start_toxiproxy_server(binary)
-    else:
-        process = start_embedded()
-    with process:
-        yield process
 
 
 @pytest.fixture
@@ -71,11 +48,6 @@ def client(server) -> ToxiproxyClient:
     client.destroy_all()
     client.close()
 
-
-@pytest.fixture
-def echo():
-    with EchoServer() as server:
-        yield server
 
 
 def http(server, method: str, path: str, body: Any = None, *, raw: bytes | None = None,

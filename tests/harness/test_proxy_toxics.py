@@ -18,44 +18,8 @@ import time
 import pytest
 
 from harness.proxy.client import BoundProxy, ToxiproxyClient
-from harness.proxy.process import (
-    find_toxiproxy_server,
-    start_embedded,
-    start_toxiproxy_server,
-)
-from harness.proxy.testing import EchoServer
-
-NO_REAL_SERVER = ("no real toxiproxy-server found (set FAULTLINE_TOXIPROXY_SERVER or put "
-                  "toxiproxy-server on the PATH): compatibility run against it skipped")
 
 
-# The real server joins the parametrization only where it exists; where it does not, one
-# test below says so, instead of one skip per test.
-SERVERS = ["embedded"] + (["toxiproxy-server"] if find_toxiproxy_server() else [])
-
-
-def test_a_real_toxiproxy_server_is_available_for_the_compatibility_run():
-    if find_toxiproxy_server() is None:
-        pytest.skip(NO_REAL_SERVER)
-
-
-@pytest.fixture(scope="module", params=SERVERS)
-def server(request):
-    if request.param == "toxiproxy-server":
-        binary = find_toxiproxy_server()
-        if binary is None:
-            pytest.skip(NO_REAL_SERVER)
-        process = start_toxiproxy_server(binary)
-    else:
-        process = start_embedded()
-    with process:
-        yield process
-
-
-@pytest.fixture
-def echo():
-    with EchoServer() as server:
-        yield server
 
 
 @pytest.fixture

@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import time
 from pathlib import Path
 
+from harness.cluster import free_ports
 from harness.processes import Supervisor
 from refnode.client import RefnodeClient
 from refnode.config import ClusterConfig
 
 ADMIN_TOKEN = "test-token"
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports the kernel had free a moment ago (bound together, so all distinct)."""
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 class LocalCluster:
