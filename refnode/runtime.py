@@ -96,6 +96,9 @@ class ClusterFile:
     nodes: dict[str, NodeSpec]
     admin_token: str | None = None
     seed: int = 0
+    # "group": a batch of writes shares one sync before any of it is acknowledged;
+    # "every": each write is synced on its own.
+    fsync: str = "group"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -103,6 +106,7 @@ class ClusterFile:
         """Read a cluster file; ValueError with a one-line reason if it is malformed.
 
         Format: {"cluster": <ClusterConfig.to_dict()>, "seed": int, "admin_token": str,
+        "fsync": "group" | "every",
         "nodes": {id: {"client": "host:port", "peer": "host:port",
                        "peers": {id: "host:port"}, "data_dir": path}}}
         """
@@ -120,7 +124,10 @@ class ClusterFile:
         except (KeyError, TypeError, AttributeError, orjson.JSONDecodeError) as exc:
             raise ValueError(f"{path}: not a cluster file ({type(exc).__name__}: {exc})"
                              ) from None
-        return cls(config, nodes, data.get("admin_token"), int(data.get("seed", 0)))
+        fsync = data.get("fsync", "group")
+        if fsync not in ("group", "every"):
+            raise ValueError(f"{path}: fsync must be 'group' or 'every', got {fsync!r}")
+        return cls(config, nodes, data.get("admin_token"), int(data.get("seed", 0)), fsync)
 
 
 def _address(text: str) -> tuple[str, int]:
@@ -214,7 +221,8 @@ class NodeServer:
         """Serve until SIGTERM or SIGINT; then sync, close and return."""
         loop = asyncio.get_running_loop()
         self.wal = WriteAheadLog.open(self.data_dir,
-                                      fsync="no-fsync" not in self.config.bugs)
+                                      fsync="no-fsync" not in self.config.bugs,
+                                      group_commit=self.cluster.fsync == "group")
         if self.wal.recovery.bytes_cut:
             log.warning("wal recovery cut %d bytes: %s", self.wal.recovery.bytes_cut,
                         self.wal.recovery.reason)

@@ -49,14 +49,17 @@ class RefnodeSystem:
 
     Options: `replication` (sync, quorum, async), `read_mode` (leader, lease, follower; the
     clients' default), `session` (clients send their session token), `bugs` (planted bugs),
-    and any other `ClusterConfig` field (timeouts, drift bound).
+    `fsync` ("group" commit or "every" write), and any other `ClusterConfig` field
+    (timeouts, drift bound).
     """
 
     name = "refnode"
 
     def __init__(self, replication: str = "quorum", read_mode: str = "leader",
-                 session: bool = False, bugs: tuple[str, ...] = (), **config: Any):
+                 session: bool = False, bugs: tuple[str, ...] = (), fsync: str = "group",
+                 **config: Any):
         self.replication = replication
+        self.fsync = fsync
         self.read_mode = read_mode
         self.session = session
         self.bugs = tuple(bugs)
@@ -73,7 +76,7 @@ class RefnodeSystem:
                            "peers": dict(slot.peer_addresses), "data_dir": str(slot.data_dir)}
                  for slot in layout.nodes}
         data = {"cluster": config.to_dict(), "nodes": nodes, "seed": layout.seed,
-                "admin_token": self._token}
+                "admin_token": self._token, "fsync": self.fsync}
         (layout.run_dir / CLUSTER_FILE).write_text(json.dumps(data, indent=1))
 
     def command(self, node: NodeSlot, layout: ClusterLayout) -> list[str]:

@@ -18,7 +18,8 @@ ADMIN_TOKEN = "test-token"
 class LocalCluster:
     """N refnode processes talking directly to each other; a context manager that ends them."""
 
-    def __init__(self, directory: Path, size: int = 3, seed: int = 1, **config):
+    def __init__(self, directory: Path, size: int = 3, seed: int = 1, fsync: str = "group",
+                 **config):
         self.directory = directory
         self.ids = [f"n{i}" for i in range(1, size + 1)]
         ports = free_ports(2 * size)
@@ -28,7 +29,7 @@ class LocalCluster:
                      "peers": {p: peer_addresses[p] for p in self.ids if p != n},
                      "data_dir": str(directory / n)} for n in self.ids}
         cluster = {"cluster": ClusterConfig(nodes=tuple(self.ids), **config).to_dict(),
-                   "nodes": nodes, "seed": seed, "admin_token": ADMIN_TOKEN}
+                   "nodes": nodes, "seed": seed, "admin_token": ADMIN_TOKEN, "fsync": fsync}
         self.config_path = directory / "cluster.json"
         directory.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(json.dumps(cluster))

@@ -46,8 +46,9 @@ def test_failover_and_catch_up_lose_no_acknowledged_write(tmp_path, size):
                 assert client.read("set", mode).value == list(range(40))
 
 
-def test_sigterm_is_a_clean_shutdown_and_restart_keeps_the_data(tmp_path):
-    with LocalCluster(tmp_path, size=3) as cluster:
+@pytest.mark.parametrize("fsync", ["group", "every"])
+def test_sigterm_is_a_clean_shutdown_and_restart_keeps_the_data(tmp_path, fsync):
+    with LocalCluster(tmp_path, size=3, fsync=fsync) as cluster:
         leader = cluster.wait_for_leader()
         with cluster.client(leader) as client:
             assert client.write("x", "kept").type == "ok"
@@ -115,3 +116,15 @@ def test_admin_clock_skew_is_applied(tmp_path):
             outcome = client.set_clock(leader, offset=2.5, rate=1.01)
             assert outcome.type == "ok"
             assert outcome.value == {"clock_offset": 2.5, "clock_rate": 1.01}
+
+
+def test_a_bad_cluster_file_is_a_one_line_error(tmp_path):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "cluster.json"
+    bad.write_text('{"cluster": {"nodes": ["n1"]}, "nodes": {}, "fsync": "sometimes"}')
+    proc = subprocess.run([sys.executable, "-m", "refnode", "--id", "n1", "--config",
+                           str(bad)], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "fsync" in proc.stderr
