@@ -282,3 +282,23 @@ def test_consistent_versions_imply_linearizable(seed):
     ops = [op for op in pair(h) if REGISTER.relevant(op)]
     if versions.applicable(ops, REGISTER) and versions.consistent(ops, REGISTER):
         assert wgl.search(ops, REGISTER).linearizable is True
+
+
+def test_versions_place_an_unseen_crashed_write_that_a_cas_expected():
+    # w1 is version 10; a crashed write of 2 took effect unseen (its index, 11, was never
+    # reported); the cas expecting 2 is version 12. Linearizable, and the sweep says so.
+    h = history(
+        (0, 0, "invoke", "write", 1), (1, 0, "ok", "write", 1, None, 10),
+        (2, 1, "invoke", "write", 2), (3, 1, "info", "write", 2),
+        (4, 2, "invoke", "cas", [2, 3]), (5, 2, "ok", "cas", [2, 3], None, 12),
+        (6, 2, "invoke", "read", None), (7, 2, "ok", "read", 3, None, 12),
+    )
+    ops = [op for op in pair(h) if REGISTER.relevant(op)]
+    assert versions.applicable(ops, REGISTER) and versions.consistent(ops, REGISTER)
+    assert check_linearizable(h, REGISTER).figures["methods"] == {"versions": 1}
+    # Without the crashed write the cas had nothing to find: not consistent, and the search
+    # confirms that the history is not linearizable.
+    h2 = [op for op in h if op.process != 1]
+    for i, op in enumerate(h2):
+        op.index = i
+    assert check_linearizable(h2, REGISTER).valid is False
