@@ -18,6 +18,7 @@ import time
 from typing import Any, Callable
 
 from harness import partitions
+from harness.network import peer_link
 
 # Fault kind -> (start action, stop action).
 ACTIONS = {
@@ -52,7 +53,9 @@ def plan(faults: tuple[str, ...], nodes: list[str], time_limit: float, interval:
         return steps
     lanes = [(faults, 0.0)]
     if options.get("overlap"):
-        lanes = [((kind,), i * interval / 4) for i, kind in enumerate(faults)]
+        # `overlap` True staggers the lanes by a quarter interval; a number, by that fraction.
+        stagger = 0.25 if options["overlap"] is True else float(options["overlap"])
+        lanes = [((kind,), i * interval * stagger) for i, kind in enumerate(faults)]
     for kinds, offset in lanes:
         at = interval / 2 + offset
         while at + interval * 0.6 < time_limit:
@@ -90,6 +93,10 @@ def _details(kind: str, nodes: list[str], rng: random.Random,
         out: dict[str, Any] = {"shape": shape, "mode": "drop"}
         if grudge is not None:
             out["grudge"] = partitions.describe(grudge)
+        if shape == "isolate-leader" and options.get("slow_link_ms"):
+            # One link out of the cut-off leader stays, but slow: its messages arrive long
+            # after the others have moved on (a deposed leader heard from late).
+            out["slow_link_ms"] = options["slow_link_ms"]
         return out
     if kind == "latency":
         out = {"latency_ms": rng.choice(tuple(options.get("latency_ms") or (20, 50, 100))),
@@ -172,10 +179,22 @@ class Nemesis:
     def _apply(self, f: str, value: dict[str, Any]) -> dict[str, Any]:
         c = self.cluster
         if f == "start-partition":
+            slow = None
             if value.get("grudge") is None:          # isolate-leader: resolved now
                 leader = c.leader() or self._rng.choice(c.ids)
-                value["grudge"] = partitions.describe(partitions.isolate(c.ids, leader))
+                grudge = partitions.isolate(c.ids, leader)
+                if value.get("slow_link_ms"):
+                    follower = self._rng.choice([n for n in c.ids if n != leader])
+                    grudge[follower] = grudge[follower] - {leader}
+                    slow = (leader, follower)
+                value["grudge"] = partitions.describe(grudge)
             grudge = {k: frozenset(v) for k, v in value["grudge"].items()}
+            if slow is not None:
+                # Slow that link before cutting the others, so that the follower on it never
+                # holds entries the rest lack (which would make it the certain next leader).
+                value["slow_link"] = c.network.add_toxic(
+                    [peer_link(*slow)], "latency", {"latency": value["slow_link_ms"],
+                                                    "jitter": 0}, stream="upstream")
             value["links"] = c.network.partition(grudge, mode=value.get("mode", "drop"))
             self.active[f] = value
         elif f in ("stop-partition", "stop-latency"):

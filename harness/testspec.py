@@ -42,7 +42,8 @@ class TestSpec:
     nemesis_interval: float = 5.0
     # Narrow what the nemesis picks from: "shapes" (partition shapes), "targets" (one, leader,
     # minority, majority, all), "clock_rates", "clock_offsets" ([low, high] seconds),
-    # "latency_ms", "latency_from" (one, leader: only
+    # "slow_link_ms" (isolate-leader keeps one slow link), "latency_ms", "latency_from"
+    # (one, leader: only
     # that node's outgoing links), "overlap" (faults of different kinds at once).
     nemesis_options: dict = dataclasses.field(default_factory=dict)
     # refnode ClusterConfig fields beyond the replication mode (timeouts, drift bound).
@@ -86,7 +87,7 @@ class TestSpec:
             raise SpecError(f"--seed must be a non-negative integer, got {self.seed!r}")
         unknown = set(self.nemesis_options) - {"shapes", "targets", "clock_rates", "overlap",
                                                 "latency_ms", "latency_from",
-                                                "clock_offsets"}
+                                                "clock_offsets", "slow_link_ms"}
         if unknown:
             raise SpecError(f"nemesis_options: unknown {', '.join(sorted(unknown))}")
         if not self.name or "/" in self.name or self.name.startswith("."):
