@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -107,7 +108,10 @@ def replay(args: argparse.Namespace) -> int:
 
 def execute(spec: TestSpec, argv: list[str]) -> int:
     """Run `spec` with live progress and print the summary; returns the exit code."""
-    seed_note = "" if spec.seed is None else f"seed {spec.seed}"
+    if spec.seed is None:
+        # Chosen here so that it is printed before anything can go wrong.
+        spec.seed = secrets.randbelow(2 ** 31)
+    seed_note = f"seed {spec.seed}"
     report.err.print(f"faultline run {spec.name}: {spec.nodes} nodes, {spec.replication}, "
                      f"{spec.read_mode} reads, {spec.workload} workload, faults "
                      f"{','.join(spec.nemesis) or 'none'}, {spec.time_limit:g} s {seed_note}")
@@ -192,9 +196,12 @@ def print_summary(result: RunResult) -> None:
             if isinstance(q, dict):
                 parts.append(f"{f} p50 {q.get('0.5')} p99 {q.get('0.99')}")
         out.print("latency (ms): " + "; ".join(parts))
-    availability = stats.get("availability")
-    if availability is not None:
-        out.print(f"availability: {availability}")
+    availability = stats.get("availability") or {}
+    if availability.get("overall") is not None:
+        per_f = ", ".join(f"{f} {share:.1%}" for f, share in
+                          sorted((availability.get("by_f") or {}).items()) if share is not None)
+        out.print(f"availability: {availability['overall']:.1%}" +
+                  (f" ({per_f})" if per_f else ""))
     if results.get("first_violation_seconds") is not None:
         out.print(f"first violating operation at {results['first_violation_seconds']} s")
     out.print(f"verdict: {report.verdict_text(result.valid)}   seed {result.seed}   "
