@@ -28,6 +28,17 @@ def server(request):
 
 
 @pytest.fixture
+def client(server):
+    """A client of the module's server, which starts and ends the test with no proxy."""
+    api = server.client()
+    api.destroy_all()
+    yield api
+    api.reset()
+    api.destroy_all()
+    api.close()
+
+
+@pytest.fixture
 def echo():
     """An echo server on 127.0.0.1, ended with the test."""
     with EchoServer() as echo_server:

@@ -38,17 +38,6 @@ def test_a_real_toxiproxy_server_is_available_for_the_compatibility_run():
         pytest.skip(NO_REAL_SERVER)
 
 
-@pytest.fixture
-def client(server) -> ToxiproxyClient:
-    """A client of the module's server, which starts and ends the test with no proxy."""
-    client = server.client()
-    client.destroy_all()
-    yield client
-    client.reset()
-    client.destroy_all()
-    client.close()
-
-
 
 def http(server, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
          user_agent: str = "faultline-tests") -> tuple[int, Any]:

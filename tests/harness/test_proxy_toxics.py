@@ -17,19 +17,9 @@ import time
 
 import pytest
 
-from harness.proxy.client import BoundProxy, ToxiproxyClient
+from harness.proxy.client import BoundProxy
 
 
-
-
-@pytest.fixture
-def client(server) -> ToxiproxyClient:
-    client = server.client()
-    client.destroy_all()
-    yield client
-    client.reset()
-    client.destroy_all()
-    client.close()
 
 
 @pytest.fixture
