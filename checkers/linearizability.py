@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Hashable, Sequence
 
 from checkers import versions, wgl, zones
+from checkers.figures import jsonable
 from checkers.history import Op, Operation, pair
 from checkers.models import Model, ModelError
 from checkers.result import UNKNOWN, Result, worst
@@ -89,14 +90,14 @@ def check_linearizable(history: Sequence[Op], model: Model, *, budget: Budget | 
     }
     unknown_keys = [o["key"] for o in outcomes if o["valid"] == UNKNOWN]
     if unknown_keys:
-        figures["unknown_keys"] = [_jsonable(k) for k in unknown_keys[:20]]
+        figures["unknown_keys"] = [jsonable(k) for k in unknown_keys[:20]]
     counterexample = None
     if verdict is False:
         failing = next(o for o in outcomes if o["valid"] is False)
         if failing["method"] != "search":
             _add_search_prefix(failing, partitions[failing["key"]], model)
         counterexample = _counterexample(failing, partitions[failing["key"]], model)
-        summary = (f"not linearizable: key {_jsonable(failing['key'])}: "
+        summary = (f"not linearizable: key {jsonable(failing['key'])}: "
                    f"{counterexample['explanation']}")
     elif verdict == UNKNOWN:
         reasons = {o.get("reason") for o in outcomes if o["valid"] == UNKNOWN}
@@ -238,7 +239,7 @@ def _counterexample(outcome: dict, ops: list[Operation], model) -> dict:
     concurrent.sort(key=lambda op: op.call)
     state = outcome.get("state_before")
     return {
-        "key": _jsonable(outcome["key"]),
+        "key": jsonable(outcome["key"]),
         "method": outcome["method"],
         "explanation": outcome["explanation"],
         "op": _op_json(failed),
@@ -258,11 +259,7 @@ def _overlaps(a: Operation, b: Operation) -> bool:
 
 
 def _op_json(op: Operation) -> dict:
-    return {"process": _jsonable(op.process), "f": op.f, "key": _jsonable(op.key),
+    return {"process": jsonable(op.process), "f": op.f, "key": jsonable(op.key),
             "input": op.input, "output": op.output, "outcome": op.outcome,
             "call": op.call, "ret": op.ret, "invoke_index": op.invoke_index,
             "description": op.describe()}
-
-
-def _jsonable(value):
-    return value if value is None or isinstance(value, (str, int, float, bool)) else str(value)
