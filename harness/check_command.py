@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -13,11 +12,8 @@ from checkers.formats import FORMATS, load_history
 from checkers.linearizability import Budget
 from checkers.models import FAILED_CAS, MODELS, NIL_READS, make_model
 from checkers.suite import CHECKERS, DEFAULT_CHECKERS, Settings, run_checkers, unknown_checkers
-from harness import cli, report
+from harness import cli, report, store
 
-HISTORY_FILE = "history.jsonl"
-RESULTS_FILE = "results.json"
-TEST_FILE = "test.json"
 DEFAULT_BUDGET_SECONDS = 300.0
 DEFAULT_MEMORY_MIB = 2048
 
@@ -100,9 +96,9 @@ def run(args: argparse.Namespace) -> int:
                              "--manifest FILE")
     path = Path(args.path)
     run_dir = path if path.is_dir() else None
-    history_path = path / HISTORY_FILE if run_dir else path
+    history_path = path / store.HISTORY_FILE if run_dir else path
     if run_dir and not history_path.exists():
-        raise cli.UsageError(f"{path} is a directory without a {HISTORY_FILE}: not a run "
+        raise cli.UsageError(f"{path} is a directory without a {store.HISTORY_FILE}: not a run "
                              "directory")
     stored = _stored_test(run_dir) if run_dir else {}
 
@@ -131,11 +127,11 @@ def run(args: argparse.Namespace) -> int:
     combined["seconds"] = {"read": round(read_seconds, 3),
                            "check": round(time.perf_counter() - started, 3)}
     if run_dir:
-        _write_json(run_dir / RESULTS_FILE, combined)
+        store.write_json(run_dir / store.RESULTS_FILE, combined)
     if args.json:
         print(json.dumps(combined, default=str))
     else:
-        report.print_results(combined, results, written=run_dir / RESULTS_FILE if run_dir
+        report.print_results(combined, results, written=run_dir / store.RESULTS_FILE if run_dir
                              else None)
     return exit_code(combined["valid"])
 
@@ -186,7 +182,7 @@ def _load(path: Path, format_name: str | None, options: dict) -> list:
 
 def _stored_test(run_dir: Path) -> dict:
     """The checking choices a run recorded in its test.json, if any."""
-    test_file = run_dir / TEST_FILE
+    test_file = run_dir / store.TEST_FILE
     if not test_file.exists():
         return {}
     try:
@@ -195,13 +191,6 @@ def _stored_test(run_dir: Path) -> dict:
         raise cli.UsageError(f"{test_file}: not readable JSON ({exc})") from None
     check = test.get("check") if isinstance(test, dict) else None
     return check if isinstance(check, dict) else {}
-
-
-def _write_json(path: Path, data: dict) -> None:
-    """Write atomically: a reader never sees half a results.json."""
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str) + "\n")
-    os.replace(tmp, path)
 
 
 def run_manifest(manifest_path: Path, args) -> int:

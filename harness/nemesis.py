@@ -252,7 +252,7 @@ class Nemesis:
             if f == "skew-clock":
                 self.apply("reset-clock", {"of": f, "nodes": value.get("nodes", [])})
         self.apply("stop-partition", {"of": "start-partition", "final": True})
-        paused = [n for n in c.ids if c.process(n).running and _is_stopped(c.process(n))]
+        paused = [n for n in c.ids if c.process(n).paused]
         if paused:
             self.apply("resume", {"of": "final", "nodes": paused})
         down = c.down()
@@ -260,10 +260,3 @@ class Nemesis:
             self.apply("start", {"of": "final", "nodes": down})
         self.active.clear()
 
-
-def _is_stopped(process) -> bool:
-    import psutil
-    try:
-        return psutil.Process(process.pid).status() == psutil.STATUS_STOPPED
-    except psutil.Error:
-        return False

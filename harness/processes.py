@@ -83,6 +83,14 @@ class GuardedProcess:
         except psutil.Error:
             return False
 
+    @property
+    def paused(self) -> bool:
+        """Whether the command is stopped by SIGSTOP."""
+        try:
+            return psutil.Process(self.pid).status() == psutil.STATUS_STOPPED
+        except (psutil.Error, ValueError, TypeError):
+            return False
+
     def _tree(self) -> list[psutil.Process]:
         if self.pid is None:
             return []

@@ -17,6 +17,9 @@ from typing import Any
 from refnode.config import BUGS, READ_MODES, REPLICATION_MODES
 
 WORKLOADS = ("register", "set", "session")
+# The keys harness.nemesis.plan reads from nemesis_options.
+NEMESIS_OPTIONS = ("shapes", "targets", "clock_rates", "clock_offsets", "overlap",
+                   "latency_ms", "latency_from", "slow_link_ms")
 NEMESES = ("partition", "kill", "pause", "clock", "power-loss", "latency")
 SYSTEMS = ("refnode",)
 
@@ -42,9 +45,8 @@ class TestSpec:
     nemesis_interval: float = 5.0
     # Narrow what the nemesis picks from: "shapes" (partition shapes), "targets" (one, leader,
     # minority, majority, all), "clock_rates", "clock_offsets" ([low, high] seconds),
-    # "slow_link_ms" (isolate-leader keeps one slow link), "latency_ms", "latency_from"
-    # (one, leader: only
-    # that node's outgoing links), "overlap" (faults of different kinds at once).
+    # "slow_link_ms" (isolate-leader keeps one slow link), "latency_ms", "latency_from" (one,
+    # leader: only that node's outgoing links), "overlap" (faults of different kinds at once).
     nemesis_options: dict = dataclasses.field(default_factory=dict)
     # refnode ClusterConfig fields beyond the replication mode (timeouts, drift bound).
     system_options: dict = dataclasses.field(default_factory=dict)
@@ -85,9 +87,7 @@ class TestSpec:
             raise SpecError(f"--cas-share must be between 0 and 0.5, got {self.cas_share!r}")
         if self.seed is not None and (not isinstance(self.seed, int) or self.seed < 0):
             raise SpecError(f"--seed must be a non-negative integer, got {self.seed!r}")
-        unknown = set(self.nemesis_options) - {"shapes", "targets", "clock_rates", "overlap",
-                                                "latency_ms", "latency_from",
-                                                "clock_offsets", "slow_link_ms"}
+        unknown = set(self.nemesis_options) - set(NEMESIS_OPTIONS)
         if unknown:
             raise SpecError(f"nemesis_options: unknown {', '.join(sorted(unknown))}")
         if not self.name or "/" in self.name or self.name.startswith("."):
