@@ -145,11 +145,19 @@ def freeze(value: Any) -> Hashable:
     return value
 
 
+SHOWN_ELEMENTS = 8     # a longer collection is shown by its ends and its size
+
+
 def _show(value: Any) -> str:
     if value is None:
         return "nil"
     if isinstance(value, str):
         return repr(value)
+    if isinstance(value, (list, tuple)) and len(value) > SHOWN_ELEMENTS:
+        # A set read may hold thousands of elements; a description is for a person.
+        head = ", ".join(_show(v) for v in value[:SHOWN_ELEMENTS // 2])
+        tail = ", ".join(_show(v) for v in value[-2:])
+        return f"[{head}, ... {tail}] ({len(value)} elements)"
     return str(value)
 
 

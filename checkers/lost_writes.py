@@ -299,7 +299,7 @@ def _fate(e: _Element, reads: list[Operation],
 
 def _lost_example(key: Hashable, e: _Element, reads: list[Operation]) -> dict:
     example = {"key": jsonable(key), "element": jsonable(e.element), "add": e.add.describe(),
-               "missing_from": reads[-1].describe()}
+               "call": e.add.call, "missing_from": reads[-1].describe()}
     if e.present_in:
         example["last_seen_in"] = reads[e.present_in[-1]].describe()
     return example

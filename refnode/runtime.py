@@ -214,6 +214,7 @@ class NodeServer:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._role = (None, None)
+        self._commit_seen = 0           # the commit index after the last bundle handled
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -264,6 +265,13 @@ class NodeServer:
         if effects.hard_state is not None:
             wal.set_hard_state(effects.hard_state.term, effects.hard_state.vote)
         if effects.truncate_from is not None and effects.truncate_from <= wal.last_index:
+            # Cutting an uncommitted conflicting suffix is routine; cutting what was committed
+            # happens only in async mode or with a planted bug, and a run's reader should see it.
+            committed = effects.truncate_from <= self._commit_seen
+            log.log(logging.WARNING if committed else logging.INFO,
+                    "%s cut its log from index %d (last index %d, commit index was %d)%s",
+                    self.id, effects.truncate_from, wal.last_index, self._commit_seen,
+                    ": committed entries lost" if committed else "")
             wal.truncate_from(effects.truncate_from)
         if effects.append:
             wal.append([(e.index, e.term, {"op": e.op, "key": e.key, "value": e.value})
@@ -273,6 +281,7 @@ class NodeServer:
             if not self._flush_scheduled:
                 self._flush_scheduled = True
                 asyncio.get_running_loop().call_soon(self._flush)
+        self._commit_seen = self.core.commit_index
         self._wake.set()
         self._log_role()
 

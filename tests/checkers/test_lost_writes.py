@@ -251,3 +251,18 @@ def test_register_keys_and_cas():
 
 def test_register_without_reads_is_unknown():
     assert check_register_lost_writes(history(write(0, 1, 0, 10))).valid == "unknown"
+
+
+def test_a_lost_element_is_described_briefly_and_dated():
+    """A set read of thousands of elements is shown by its ends and its size, and the lost
+    add's invocation time is given (the run's 'first violation')."""
+    elements = list(range(2, 3000))
+    h = history({"p": 0, "f": "add", "value": 1, "call": 1, "ret": 2},
+                *({"p": 1, "f": "add", "value": v, "call": 3, "ret": 4} for v in elements[:1]),
+                {"p": 2, "f": "read", "call": 10, "ret": 11, "out": elements})
+    result = check_set_full(h)
+    assert result.valid is False
+    lost = result.counterexample["lost"][0]
+    assert lost["element"] == 1 and lost["call"] == 1 * MS
+    assert "(2998 elements)" in lost["missing_from"]
+    assert len(lost["missing_from"]) < 200
