@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from checkers.election import check_election_safety
 from checkers.history import Op
 from checkers.linearizability import Budget, check_linearizable
 from checkers.lost_writes import check_register_lost_writes, check_set, check_set_full
@@ -21,7 +22,8 @@ from checkers.stats import check_stats
 
 @dataclass
 class Settings:
-    """What the checkers of a suite share: the model, the budget and the history's origin."""
+    """What the checkers of a suite share: the model, the budget, the history's origin and,
+    for election safety, the run's observations of node roles (None: none recorded)."""
 
     model: Model = field(default_factory=lambda: make_model("cas-register"))
     budget: Budget = field(default_factory=Budget)
@@ -30,6 +32,7 @@ class Settings:
     timed_out_fail: str | None = None
     session_scope: str = "key"
     source: str | None = None
+    observations: list[dict[str, Any]] | None = None
 
 
 def _linearizable(history: Sequence[Op], s: Settings) -> Result:
@@ -45,6 +48,7 @@ CHECKERS: dict[str, Callable[[Sequence[Op], Settings], Result]] = {
     "lost-writes": lambda h, s: check_register_lost_writes(list(h)),
     "staleness": lambda h, s: check_staleness(list(h)),
     "stats": lambda h, s: check_stats(list(h)),
+    "election-safety": lambda h, s: check_election_safety(s.observations),
 }
 DEFAULT_CHECKERS = ("linearizable", "stats")
 

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from checkers.election import load_observations
 from checkers.formats import FORMATS, load_history
 from checkers.linearizability import Budget
 from checkers.models import FAILED_CAS, MODELS, NIL_READS, make_model
@@ -111,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings(model=make_model(model_name, **model_options),
                         budget=_budget(args), workers=args.workers, method=args.method,
                         timed_out_fail=args.timed_out_fail, session_scope=args.session_scope,
-                        source=str(history_path))
+                        source=str(history_path), observations=_observations(run_dir))
 
     load_options = {} if args.tuple_keys is None else {"tuple_keys": args.tuple_keys}
     with report.status(f"reading {history_path}", quiet=args.json):
@@ -178,6 +179,12 @@ def _load(path: Path, format_name: str | None, options: dict) -> list:
         return load_history(path, format_name, **options)
     except TypeError as exc:      # an option the format does not take
         raise cli.UsageError(str(exc)) from None
+
+
+def _observations(run_dir: Path | None) -> list | None:
+    """A run's observations of node roles, None when it has none (or for a history file)."""
+    path = run_dir / store.OBSERVATIONS_FILE if run_dir else None
+    return load_observations(path) if path is not None and path.exists() else None
 
 
 def _stored_test(run_dir: Path) -> dict:

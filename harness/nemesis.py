@@ -28,11 +28,14 @@ ACTIONS = {
     "clock": ("skew-clock", "reset-clock"),
     "power-loss": ("power-loss", "start"),
     "latency": ("start-latency", "stop-latency"),
+    "election-crash": ("crash-election", "end-election-crash"),
 }
 SHAPES = ("halves", "isolate", "isolate-leader", "majorities-ring", "bridge", "one-way")
 TARGETS = ("one", "leader", "minority")
 ALL_TARGETS = TARGETS + ("majority", "all")
 CLOCK_RATES = (1.0, 0.8, 1.25)
+ELECTION_LATENCY_MS = (300,)
+ELECTION_WAIT = 8.0          # seconds an election-crash waits for the next leader
 
 
 def plan(faults: tuple[str, ...], nodes: list[str], time_limit: float, interval: float,
@@ -98,6 +101,10 @@ def _details(kind: str, nodes: list[str], rng: random.Random,
             # after the others have moved on (a deposed leader heard from late).
             out["slow_link_ms"] = options["slow_link_ms"]
         return out
+    if kind == "election-crash":
+        return {"latency_ms": rng.choice(tuple(options.get("latency_ms") or
+                                               ELECTION_LATENCY_MS)),
+                "restart_stagger": float(options.get("restart_stagger", 0.5))}
     if kind == "latency":
         out = {"latency_ms": rng.choice(tuple(options.get("latency_ms") or (20, 50, 100))),
                "jitter_ms": rng.choice([0, 20, 50])}
@@ -124,6 +131,16 @@ def _details(kind: str, nodes: list[str], rng: random.Random,
     return out
 
 
+def _leader_of(latest: dict[str, dict[str, Any] | None]) -> tuple[str, int] | None:
+    """(node, term) of the node reporting itself leader in the highest term, if any."""
+    leaders = [(st["term"], node) for node, st in latest.items()
+               if st is not None and st.get("role") == "leader"]
+    if not leaders:
+        return None
+    term, node = max(leaders)
+    return node, term
+
+
 def _stop_details(value: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in value.items() if k in ("target", "nodes")}
 
@@ -134,8 +151,10 @@ Record = Callable[..., Any]
 class Nemesis:
     """Applies a schedule to a cluster from its own thread (see the module docstring)."""
 
-    def __init__(self, cluster, schedule: list[dict[str, Any]], record: Record, seed: int):
+    def __init__(self, cluster, schedule: list[dict[str, Any]], record: Record, seed: int,
+                 observer=None):
         self.cluster = cluster
+        self.observer = observer       # harness.observer.Observer, for election-crash
         self.schedule = schedule
         self.record = record
         self._rng = random.Random(f"{seed}/nemesis-targets")
@@ -206,8 +225,10 @@ class Nemesis:
                 value["nodes"] = self._resolve(value)
                 links = [link for link in links
                          if any(link.startswith(f"{node}_to_") for node in value["nodes"])]
+            # "upstream": the direction a link is named for (from its node to the peer).
             c.network.add_toxic(links, "latency", {"latency": value["latency_ms"],
-                                                   "jitter": value["jitter_ms"]})
+                                                   "jitter": value["jitter_ms"]},
+                                stream="upstream")
             self.active[f] = value
         elif f in ("kill", "pause", "power-loss", "skew-clock"):
             nodes = self._resolve(value)
@@ -222,6 +243,15 @@ class Nemesis:
                 else:
                     c.set_clock(node, value["offset"], value["rate"])
             self.active[f] = value
+        elif f == "crash-election":
+            self._crash_election(value)
+            self.active[f] = value
+        elif f == "end-election-crash":
+            c.network.heal()
+            started = self.active.pop(value.get("of", ""), None) or {}
+            value["nodes"] = [n for n in started.get("down", []) if not c.process(n).running]
+            for node in value["nodes"]:
+                c.restart(node, wait=False)
         elif f in ("start", "resume", "reset-clock"):
             started = self.active.pop(value.get("of", ""), None) or {}
             nodes = started.get("nodes", value.get("nodes", []))
@@ -237,6 +267,51 @@ class Nemesis:
         else:
             raise ValueError(f"unknown nemesis action {f!r}")
         return value
+
+    def _crash_election(self, value: dict[str, Any]) -> None:
+        """Crash an election's voters between their vote and the winner's first message: the
+        moment at which a vote must already be on disk (Raft persists it before replying).
+
+        With every peer link slowed by `latency_ms`, kill the leader; when the observer shows
+        a new leader, kill it and every node that holds no entry of its term yet (its voters
+        among them), then restart the old leader and, `restart_stagger` seconds later, those
+        nodes. The new leader stays down until the fault ends. A voter that forgot its vote
+        may now elect the old leader in the same term: two leaders in one term."""
+        c, observer = self.cluster, self.observer
+        if observer is None:
+            raise RuntimeError(f"{c.system.name} cannot report node status")
+        old = _leader_of(observer.latest())
+        if old is None:
+            value["skipped"] = "no leader"
+            return
+        old_node, old_term = old
+        value["links"] = c.network.add_toxic(c.network.peer_links(), "latency",
+                                             {"latency": value["latency_ms"], "jitter": 0},
+                                             stream="upstream")
+        c.kill(old_node)
+        value.update(old_leader=old_node, old_term=old_term, down=[old_node])
+
+        def new_leader(latest):
+            found = _leader_of({n: st for n, st in latest.items() if n != old_node})
+            return found if found and found[1] > old_term else None
+
+        found = observer.wait_for(new_leader, ELECTION_WAIT, cancel=self._stop)
+        if found is None:
+            value["skipped"] = "no new leader"
+            return
+        winner, term = found
+        unaware = sorted(n for n, st in observer.latest().items()
+                         if n not in (winner, old_node) and st is not None
+                         and (st.get("last_log_term") or 0) < term)
+        for node in unaware + [winner]:
+            c.kill(node)
+        value.update(leader=winner, term=term, unaware=unaware, down=[winner])
+        c.restart(old_node, wait=False)
+        if self._stop.wait(value["restart_stagger"]):
+            value["down"] += unaware
+            return
+        for node in unaware:
+            c.restart(node, wait=False)
 
     def _resolve(self, value: dict[str, Any]) -> list[str]:
         if value.get("target") == "leader":

@@ -19,13 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from checkers.election import load_observations
 from checkers.linearizability import Budget
 from checkers.models import make_model
 from checkers.suite import Settings, run_checkers
 from harness import nemesis as nemesis_module
 from harness import store
 from harness.cluster import Cluster
+from harness.observer import Observer
 from harness.recorder import Recorder
+from harness.systems.base import StatusProbe
 from harness.systems.refnode import RefnodeSystem
 from harness.testspec import TestSpec
 from harness.workloads import Invocation, Workload, make_workload
@@ -86,21 +89,30 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
     if spec.schedule is None:
         spec.schedule = nemesis_module.plan(spec.nemesis, nodes, spec.time_limit,
                                             spec.nemesis_interval, seed, spec.nemesis_options)
+    system = make_system(spec, workload)
+    # Election safety is checked from the nodes' own reports, when the system gives them.
+    observing = isinstance(system, StatusProbe)
+    checkers = list(workload.checkers) + (["election-safety"] if observing else [])
     store.write_json(run_dir / store.TEST_FILE, {
         "test": spec.to_json(), "command": argv or sys.argv, "versions": store.versions(),
-        "check": {"checkers": list(workload.checkers), "model": {"name": "kv"}}})
+        "check": {"checkers": checkers, "model": {"name": "kv"}}})
     store.update_latest(runs_dir, run_dir)
 
     started = time.monotonic()
     recorder = Recorder(run_dir / store.HISTORY_FILE)
     liveness: dict[str, Any] = {}
-    cluster = Cluster(make_system(spec, workload), spec.nodes, run_dir, seed)
+    cluster = Cluster(system, spec.nodes, run_dir, seed)
+    observer = None
     try:
         report = _reporter(on_progress, spec, recorder, started)
         report("starting", [])
         cluster.start()
+        if observing:
+            observer = Observer(cluster, run_dir / store.OBSERVATIONS_FILE,
+                                recorder.now).start()
         _wait_for_leader(cluster, spec.recovery_timeout)
-        nemesis = nemesis_module.Nemesis(cluster, spec.schedule, recorder.record, seed)
+        nemesis = nemesis_module.Nemesis(cluster, spec.schedule, recorder.record, seed,
+                                         observer=observer)
         clients = ClientPool(cluster, workload, recorder, spec, seed)
         test_started = time.monotonic()
         clients.start()
@@ -121,13 +133,17 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
             report("final reads", [])
             _final_reads(cluster, workload, recorder, spec)
     finally:
+        if observer is not None:
+            observer.stop()
         cluster.close()
         recorder.close()
 
     report("checking", [])
     settings = Settings(model=make_model("kv"), budget=Budget(seconds=CHECK_BUDGET_SECONDS),
-                        source=str(run_dir / store.HISTORY_FILE))
-    combined, results = run_checkers(recorder.events, list(workload.checkers), settings)
+                        source=str(run_dir / store.HISTORY_FILE),
+                        observations=load_observations(run_dir / store.OBSERVATIONS_FILE)
+                        if observing else None)
+    combined, results = run_checkers(recorder.events, checkers, settings)
     combined["liveness"] = liveness
     combined["seed"] = seed
     combined["first_violation_seconds"] = first_violation_seconds(results)
@@ -269,7 +285,7 @@ def first_violation_seconds(results) -> float | None:
     """When the earliest violating op of any failing checker was invoked, in seconds from the
     start of the history (None when nothing failed). The violating op is the counterexample's
     "op" (linearizability) or "violating" ops (sessions); failing those, the earliest op the
-    counterexample names at all."""
+    counterexample names at all, or its "at" (a violation observed at a moment)."""
     earliest = None
 
     def consider(call) -> None:
@@ -281,6 +297,7 @@ def first_violation_seconds(results) -> float | None:
         if isinstance(value, dict):
             if wanted is None:
                 consider(value.get("call"))
+                consider(value.get("at"))      # a violation seen at a moment (election)
             for name, item in value.items():
                 if name == wanted and isinstance(item, dict):
                     consider(item.get("call"))

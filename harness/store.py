@@ -1,6 +1,7 @@
 """Run directories: where a run's configuration, history, results and logs are kept.
 
-    runs/<test-name>/<UTC time>-s<seed>/   test.json, history.jsonl, results.json, nodes/, proxy.log
+    runs/<test-name>/<UTC time>-s<seed>/   test.json, history.jsonl, results.json, nodes/,
+                                           proxy.log, observations.jsonl
     runs/latest                            link to the newest run
 
 The store writes in phases (test.json before anything runs, the history as it happens,
@@ -22,6 +23,7 @@ from typing import Any
 TEST_FILE = "test.json"
 HISTORY_FILE = "history.jsonl"
 RESULTS_FILE = "results.json"
+OBSERVATIONS_FILE = "observations.jsonl"      # nodes' reported roles (harness.observer)
 LATEST = "latest"
 
 

@@ -19,8 +19,8 @@ from refnode.config import BUGS, READ_MODES, REPLICATION_MODES
 WORKLOADS = ("register", "set", "session")
 # The keys harness.nemesis.plan reads from nemesis_options.
 NEMESIS_OPTIONS = ("shapes", "targets", "clock_rates", "clock_offsets", "overlap",
-                   "latency_ms", "latency_from", "slow_link_ms")
-NEMESES = ("partition", "kill", "pause", "clock", "power-loss", "latency")
+                   "latency_ms", "latency_from", "slow_link_ms", "restart_stagger")
+NEMESES = ("partition", "kill", "pause", "clock", "power-loss", "latency", "election-crash")
 SYSTEMS = ("refnode",)
 
 

@@ -6,7 +6,8 @@ a client talks to it. Everything an adapter needs to know about where things are
 `NodeSlot`; it never chooses ports or starts processes itself, so that every process is
 supervised and every link goes through a proxy.
 
-Optional capabilities are separate protocols (`PowerLoss`, `ClockControl`, `LeaderProbe`):
+Optional capabilities are separate protocols (`PowerLoss`, `ClockControl`, `LeaderProbe`,
+`StatusProbe`):
 the harness checks `isinstance(system, ClockControl)` before offering a fault that needs it.
 See docs/adapters.md for a walk-through.
 """
@@ -133,4 +134,29 @@ class LeaderProbe(Protocol):
 
     def leader(self, layout: ClusterLayout) -> str | None:
         """The current leader's id as the nodes report it, or None if there is none."""
+        ...
+
+
+@runtime_checkable
+class StatusReader(Protocol):
+    """One node's view of itself, read again and again over one connection."""
+
+    def read(self) -> dict | None:
+        """The node's status now, or None when it does not answer in time. A status holds at
+        least `role` ("leader", "follower", "candidate") and `term` (int); `vote`, `leader`
+        and `last_log_term` when the system has them. Must not raise for a down node."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class StatusProbe(Protocol):
+    """The system can say, node by node, what role each node holds in which term (for the
+    election-safety observer and faults aimed at an election in progress)."""
+
+    def status_reader(self, node: NodeSlot, layout: ClusterLayout,
+                      timeout: float) -> StatusReader:
+        """A reader of `node`'s status, asked directly (not through a proxy), each read
+        waiting at most `timeout` seconds."""
         ...

@@ -44,6 +44,23 @@ class RefnodeClientAdapter:
         self._client.close()
 
 
+class RefnodeStatusReader:
+    """A node's status, read again and again over one connection (reconnects after errors)."""
+
+    def __init__(self, client: RefnodeClient):
+        self._client = client
+
+    def read(self) -> dict | None:
+        outcome = self._client.status()
+        if outcome.type != "ok":
+            self._client.close()       # the next read starts on a fresh connection
+            return None
+        return outcome.value
+
+    def close(self) -> None:
+        self._client.close()
+
+
 class RefnodeSystem:
     """refnode nodes started as `python -m refnode`, configured by one cluster file.
 
@@ -91,6 +108,12 @@ class RefnodeSystem:
         with RefnodeClient({node.id: node.client_address}, timeout=timeout) as client:
             outcome = client.status()
         return outcome.value if outcome.type == "ok" else None
+
+    def status_reader(self, node: NodeSlot, layout: ClusterLayout,
+                      timeout: float) -> "RefnodeStatusReader":
+        """A reader of the node's status over one kept connection (StatusProbe)."""
+        return RefnodeStatusReader(RefnodeClient({node.id: node.client_address},
+                                                 timeout=timeout))
 
     def client(self, node: str, addresses: dict[str, str], layout: ClusterLayout,
                timeout: float) -> RefnodeClientAdapter:
