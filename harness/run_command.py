@@ -15,7 +15,7 @@ from rich.table import Table
 from harness import cli, report, store
 from harness.runner import Progress, RunResult, run_test
 from harness.testspec import DEFAULTS, NEMESES, WORKLOADS, SpecError, TestSpec, from_toml
-from harness.testspec import parse_nemesis
+from harness.testspec import parse_mix, parse_nemesis
 from refnode.config import BUGS, READ_MODES, REPLICATION_MODES
 
 # Options that map one to one onto TestSpec fields: (flag, field, type, help).
@@ -34,6 +34,8 @@ OPTIONS = [
     ("--rate", "rate", float, "target operations per second, all clients together"),
     ("--keys", "keys", int, "keys the workload spreads over"),
     ("--cas-share", "cas_share", float, "share of cas operations in the register workload"),
+    ("--mix", "mix", str, "share of each operation, e.g. read=0.9,write=0.1 (default: the "
+     "workload's); phases of load only in a --config file ([[phases]] seconds, rate, mix)"),
     ("--op-timeout", "op_timeout", float, "seconds before an operation is indeterminate"),
     ("--recovery-timeout", "recovery_timeout", float,
      "seconds the healed cluster has to accept writes again (else a liveness failure)"),
@@ -57,7 +59,7 @@ def register(sub) -> None:
         default = getattr(DEFAULTS, name)
         if name == "nemesis":
             default = ",".join(default) or "none"
-        shown = "" if name in ("seed", "name", "bug") else f" (default: {default})"
+        shown = "" if name in ("seed", "name", "bug", "mix") else f" (default: {default})"
         p.add_argument(flag, dest=name, type=kind, default=None, help=f"{text}{shown}")
     p.set_defaults(handler=run)
 
@@ -75,7 +77,11 @@ def spec_from_args(args: argparse.Namespace) -> TestSpec:
     for _, name, _, _ in OPTIONS:
         value = getattr(args, name)
         if value is not None:
-            given[name] = parse_nemesis(value) if name == "nemesis" else value
+            if name == "nemesis":
+                value = parse_nemesis(value)
+            elif name == "mix":
+                value = parse_mix(value)
+            given[name] = value
     if args.config is not None:
         spec = from_toml(args.config, given)
     else:

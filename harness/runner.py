@@ -35,6 +35,7 @@ from harness.workloads import Invocation, Workload, make_workload
 
 CHECK_BUDGET_SECONDS = 60.0
 FINAL_READ_ATTEMPTS = 10
+IDLE_POLL = 0.05            # seconds between looks at the clock in a phase without operations
 
 
 @dataclass
@@ -84,7 +85,8 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
     seed = spec.seed
     runs_dir = Path(spec.runs_dir)
     run_dir = store.create_run_dir(runs_dir, spec.name, seed)
-    workload = make_workload(spec.workload, spec.keys, spec.read_mode, spec.cas_share)
+    workload = make_workload(spec.workload, spec.keys, spec.read_mode, spec.cas_share,
+                             spec.mix)
     nodes = [f"n{i}" for i in range(1, spec.nodes + 1)]
     if spec.schedule is None:
         spec.schedule = nemesis_module.plan(spec.nemesis, nodes, spec.time_limit,
@@ -231,7 +233,8 @@ class ClientPool:
     A client whose operation ends `info` never issues another: its thread carries on as a
     fresh process (number + concurrency) with a new connection, as in Jepsen. The total rate
     is spread evenly: each client starts an operation every concurrency/rate seconds on
-    average."""
+    average (staggered: each wait is drawn from half to one and a half of that). The rate
+    and the mix are those of the test's phase at the moment (`TestSpec.phase_at`)."""
 
     def __init__(self, cluster: Cluster, workload: Workload, recorder: Recorder,
                  spec: TestSpec, seed: int):
@@ -242,8 +245,10 @@ class ClientPool:
         self.seed = seed
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._started = time.monotonic()
 
     def start(self) -> None:
+        self._started = time.monotonic()
         for thread_id in range(self.spec.concurrency):
             thread = threading.Thread(target=self._run, args=(thread_id,),
                                       name=f"client-{thread_id}", daemon=True)
@@ -262,17 +267,22 @@ class ClientPool:
         node = self.cluster.ids[thread_id % len(self.cluster.ids)]
         process = thread_id
         client = self.cluster.client(node, timeout=spec.op_timeout)
-        period = spec.concurrency / spec.rate
-        next_start = time.monotonic() + rng.uniform(0, period)
+        rate, mix = spec.phase_at(0.0)
+        next_start = self._started + (rng.uniform(0, spec.concurrency / rate) if rate else 0)
         try:
             while not self._stop.is_set():
                 delay = next_start - time.monotonic()
                 if delay > 0 and self._stop.wait(delay):
                     break
+                rate, mix = spec.phase_at(time.monotonic() - self._started)
+                if not rate:                      # a quiet phase: look again shortly
+                    next_start = time.monotonic() + IDLE_POLL
+                    continue
+                period = spec.concurrency / rate
                 next_start = max(next_start + period * rng.uniform(0.5, 1.5),
                                  time.monotonic() - period)
                 kind = _perform(client, self.recorder, process,
-                                self.workload.next_op(rng))
+                                self.workload.next_op(rng, mix))
                 if kind == "info":
                     process += spec.concurrency
                     client.close()

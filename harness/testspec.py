@@ -14,9 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.workloads import WORKLOADS as WORKLOAD_CLASSES
 from refnode.config import BUGS, READ_MODES, REPLICATION_MODES
 
 WORKLOADS = ("register", "set", "session")
+WORKLOAD_OPS = {name: cls.OPS for name, cls in WORKLOAD_CLASSES.items()}
+DEFAULT_CAS_SHARE = 0.1
 # The keys harness.nemesis.plan reads from nemesis_options.
 NEMESIS_OPTIONS = ("shapes", "targets", "clock_rates", "clock_offsets", "overlap",
                    "latency_ms", "latency_from", "slow_link_ms", "restart_stagger")
@@ -56,7 +59,13 @@ class TestSpec:
     keys: int = 5
     # register workload: share of cas among operations (cas is decided by the version sweep
     # when the store is consistent, but rules out the zone method on a violation).
-    cas_share: float = 0.1
+    cas_share: float = DEFAULT_CAS_SHARE
+    # The share of each operation, e.g. {"read": 0.9, "write": 0.1} (default: the workload's
+    # own; for register, reads half the time and cas_share of cas).
+    mix: dict | None = None
+    # Phases of client load, one after another: [{"seconds": 10, "rate": 50, "mix": {...}},
+    # ...]; each may change the rate and the mix. With phases, the time limit is their total.
+    phases: list | None = None
     op_timeout: float = 1.0
     recovery_timeout: float = 10.0
     seed: int | None = None
@@ -85,6 +94,12 @@ class TestSpec:
                                 f"{value!r}")
         if not isinstance(self.cas_share, (int, float)) or not 0 <= self.cas_share <= 0.5:
             raise SpecError(f"--cas-share must be between 0 and 0.5, got {self.cas_share!r}")
+        if self.mix is not None:
+            if self.cas_share != DEFAULT_CAS_SHARE:
+                raise SpecError("give --mix or --cas-share, not both")
+            _check_mix("--mix", self.mix, self.workload)
+        if self.phases is not None:
+            self.time_limit = _check_phases(self.phases, self.workload)
         if self.seed is not None and (not isinstance(self.seed, int) or self.seed < 0):
             raise SpecError(f"--seed must be a non-negative integer, got {self.seed!r}")
         unknown = set(self.nemesis_options) - set(NEMESIS_OPTIONS)
@@ -93,6 +108,16 @@ class TestSpec:
         if not self.name or "/" in self.name or self.name.startswith("."):
             raise SpecError(f"--name must be a plain file name, got {self.name!r}")
         return self
+
+    def phase_at(self, elapsed: float) -> tuple[float, dict | None]:
+        """(rate, mix) of the client load `elapsed` seconds into the test: the phase's own,
+        else the test's (mix None: the workload's default)."""
+        start = 0.0
+        for phase in self.phases or ():
+            start += phase["seconds"]
+            if elapsed < start:
+                return phase.get("rate", self.rate), phase.get("mix", self.mix)
+        return self.rate, self.mix
 
     def to_json(self) -> dict[str, Any]:
         """The spec as JSON data (tuples as lists)."""
@@ -147,6 +172,65 @@ def from_toml(path: Path, overrides: dict[str, Any] | None = None) -> TestSpec:
     data = {k.replace("-", "_"): v for k, v in data.items()}
     data.update(overrides or {})
     return _build(data, str(path))
+
+
+PHASE_KEYS = ("seconds", "rate", "mix")
+
+
+def _check_mix(where: str, mix: Any, workload: str) -> None:
+    allowed = WORKLOAD_OPS[workload]
+    if not isinstance(mix, dict) or not mix:
+        raise SpecError(f"{where} must name operations with their shares, e.g. "
+                        f"{'=0.5,'.join(allowed)}=0.5; got {mix!r}")
+    for f, share in mix.items():
+        if f not in allowed:
+            raise SpecError(f"{where}: the {workload} workload has no operation {f!r}; its "
+                            f"operations: {', '.join(allowed)}")
+        if not isinstance(share, (int, float)) or isinstance(share, bool) or share < 0:
+            raise SpecError(f"{where}: the share of {f} must be a number >= 0, got {share!r}")
+    if not any(mix.values()):
+        raise SpecError(f"{where}: at least one share must be above 0")
+
+
+def _check_phases(phases: Any, workload: str) -> float:
+    """Validate the phases; returns their total length in seconds."""
+    if not isinstance(phases, list) or not phases:
+        raise SpecError(f"phases must be a list of tables with seconds, rate, mix; got "
+                        f"{phases!r}")
+    total = 0.0
+    for number, phase in enumerate(phases, 1):
+        where = f"phases[{number}]"
+        if not isinstance(phase, dict):
+            raise SpecError(f"{where} must be a table (seconds, rate, mix), got {phase!r}")
+        unknown = sorted(set(phase) - set(PHASE_KEYS))
+        if unknown:
+            raise SpecError(f"{where}: unknown key {', '.join(unknown)}; keys: "
+                            f"{', '.join(PHASE_KEYS)}")
+        seconds = phase.get("seconds")
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds <= 0:
+            raise SpecError(f"{where}: seconds must be a positive number, got {seconds!r}")
+        rate = phase.get("rate", 1.0)
+        if not isinstance(rate, (int, float)) or isinstance(rate, bool) or rate < 0:
+            raise SpecError(f"{where}: rate must be a number >= 0 (0: no operations), got "
+                            f"{rate!r}")
+        if "mix" in phase:
+            _check_mix(f"{where}.mix", phase["mix"], workload)
+        total += seconds
+    return total
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """'read=0.9,write=0.1' -> {'read': 0.9, 'write': 0.1}; SpecError when malformed."""
+    mix: dict[str, float] = {}
+    for part in (p.strip() for p in text.split(",")):
+        name, sep, share = part.partition("=")
+        try:
+            if not sep or not name.strip():
+                raise ValueError
+            mix[name.strip()] = float(share)
+        except ValueError:
+            raise SpecError(f"--mix must look like read=0.9,write=0.1; got {text!r}") from None
+    return mix
 
 
 def _one_of(option: str, value: Any, allowed: tuple[str, ...]) -> None:

@@ -3,7 +3,8 @@
 A workload hands each client its next operation (drawn from that client's own seeded random
 generator), lists the final operations to run once the cluster has healed, and names the
 checkers and model for the history. Written values are unique (a shared counter), so that the
-checkers' fast paths apply and a lost write can be told from a later one.
+checkers' fast paths apply and a lost write can be told from a later one. What share of each
+operation a workload draws is its *mix*, which a test (or one of its phases) may change.
 """
 
 from __future__ import annotations
@@ -25,24 +26,40 @@ class Invocation:
     read_mode: str | None = None
 
 
+Mix = dict[str, float]
+
+
 class Workload:
-    """The common part: keys, unique values, and the read mode for reads."""
+    """The common part: keys, unique values, the read mode for reads, and the mix: how often
+    each of the workload's operations (`OPS`) is drawn, as relative weights."""
 
     name = "workload"
     checkers: tuple[str, ...] = ()
     session = False
+    OPS: tuple[str, ...] = ()
 
-    def __init__(self, keys: int, read_mode: str):
+    def __init__(self, keys: int, read_mode: str, mix: Mix | None = None):
         self.keys = [f"k{i}" for i in range(keys)]
         self.read_mode = read_mode
+        self.mix = dict(mix) if mix else self.default_mix()
         self._values = itertools.count(1)
         self._lock = threading.Lock()
+
+    def default_mix(self) -> Mix:
+        raise NotImplementedError
 
     def fresh_value(self) -> int:
         with self._lock:
             return next(self._values)
 
-    def next_op(self, rng: random.Random) -> Invocation:
+    def next_op(self, rng: random.Random, mix: Mix | None = None) -> Invocation:
+        """The next operation, its kind drawn from `mix` (default: the workload's own)."""
+        weights = mix or self.mix
+        kinds = [f for f in self.OPS if weights.get(f, 0) > 0]
+        f = rng.choices(kinds, [weights[k] for k in kinds])[0]
+        return self.make_op(f, rng.choice(self.keys))
+
+    def make_op(self, f: str, key: str) -> Invocation:
         raise NotImplementedError
 
     def final_ops(self) -> list[Invocation]:
@@ -55,26 +72,26 @@ class RegisterWorkload(Workload):
 
     name = "register"
     checkers = ("linearizable", "lost-writes", "staleness", "stats")
-    READ = 0.5                       # then cas_share of cas, the rest writes
+    OPS = ("read", "write", "cas")
 
-    def __init__(self, keys: int, read_mode: str, cas_share: float = 0.1):
-        super().__init__(keys, read_mode)
-        self.write_share = 1.0 - self.READ - cas_share
+    def __init__(self, keys: int, read_mode: str, cas_share: float = 0.1,
+                 mix: Mix | None = None):
+        self.cas_share = cas_share
+        super().__init__(keys, read_mode, mix)
         self._recent: dict[str, int] = {}
 
-    def next_op(self, rng: random.Random) -> Invocation:
-        key = rng.choice(self.keys)
-        roll = rng.random()
-        if roll < self.READ:
+    def default_mix(self) -> Mix:
+        return {"read": 0.5, "write": 0.5 - self.cas_share, "cas": self.cas_share}
+
+    def make_op(self, f: str, key: str) -> Invocation:
+        if f == "read":
             return Invocation("read", key, None, self.read_mode)
         value = self.fresh_value()
-        if roll < self.READ + self.write_share:
-            with self._lock:
-                self._recent[key] = value
-            return Invocation("write", key, value)
         with self._lock:
             expected = self._recent.get(key)
             self._recent[key] = value
+        if f == "write":
+            return Invocation("write", key, value)
         return Invocation("cas", key, [expected, value])
 
 
@@ -83,11 +100,13 @@ class SetWorkload(Workload):
 
     name = "set"
     checkers = ("set-full", "stats")
-    READ = 0.1
+    OPS = ("add", "read")
 
-    def next_op(self, rng: random.Random) -> Invocation:
-        key = rng.choice(self.keys)
-        if rng.random() < self.READ:
+    def default_mix(self) -> Mix:
+        return {"add": 0.9, "read": 0.1}
+
+    def make_op(self, f: str, key: str) -> Invocation:
+        if f == "read":
             return Invocation("read", key, None, self.read_mode)
         return Invocation("add", key, self.fresh_value())
 
@@ -98,13 +117,16 @@ class SessionWorkload(Workload):
     name = "session"
     checkers = ("session", "staleness", "stats")
     session = True
+    OPS = ("read", "write")
 
-    def __init__(self, keys: int, read_mode: str):
-        super().__init__(keys, "follower" if read_mode == "leader" else read_mode)
+    def __init__(self, keys: int, read_mode: str, mix: Mix | None = None):
+        super().__init__(keys, "follower" if read_mode == "leader" else read_mode, mix)
 
-    def next_op(self, rng: random.Random) -> Invocation:
-        key = rng.choice(self.keys)
-        if rng.random() < 0.5:
+    def default_mix(self) -> Mix:
+        return {"read": 0.5, "write": 0.5}
+
+    def make_op(self, f: str, key: str) -> Invocation:
+        if f == "read":
             return Invocation("read", key, None, self.read_mode)
         return Invocation("write", key, self.fresh_value())
 
@@ -112,8 +134,10 @@ class SessionWorkload(Workload):
 WORKLOADS = {w.name: w for w in (RegisterWorkload, SetWorkload, SessionWorkload)}
 
 
-def make_workload(name: str, keys: int, read_mode: str, cas_share: float = 0.1) -> Workload:
-    """The workload called `name`; KeyError for an unknown one."""
+def make_workload(name: str, keys: int, read_mode: str, cas_share: float = 0.1,
+                  mix: Mix | None = None) -> Workload:
+    """The workload called `name` (KeyError for an unknown one); `mix` replaces its default
+    mix (for the register workload, reads half the time and `cas_share` of cas)."""
     if name == RegisterWorkload.name:
-        return RegisterWorkload(keys, read_mode, cas_share)
-    return WORKLOADS[name](keys, read_mode)
+        return RegisterWorkload(keys, read_mode, cas_share, mix)
+    return WORKLOADS[name](keys, read_mode, mix)

@@ -70,6 +70,8 @@ def test_a_short_campaign_with_faults_is_valid_and_stored(tmp_path):
     assert sum(1 for op in history if op.type == "ok") > 100
     results = json.loads((run_dir / "results.json").read_text())
     assert results["valid"] is True and "linearizable" in results["checkers"]
+    assert results["checkers"]["election-safety"]["valid"] is True
+    assert (run_dir / "observations.jsonl").stat().st_size > 0
 
     # The stored run re-checks to the same verdict.
     check = faultline("check", str(run_dir), "--json")
@@ -96,6 +98,9 @@ def test_replay_repeats_seed_and_schedule(tmp_path):
     (["--replication", "eventual"], "--replication"),
     (["--time-limit", "-3"], "--time-limit"),
     (["--config", "no/such.toml"], "no/such.toml"),
+    (["--mix", "read:0.5"], "--mix"),
+    (["--mix", "add=1"], "no operation 'add'"),
+    (["--mix", "read=1", "--cas-share", "0.2"], "not both"),
 ])
 def test_bad_run_options_are_one_line_errors(args, fragment):
     proc = faultline("run", *args)
@@ -166,3 +171,53 @@ def test_ctrl_c_ends_the_run_and_every_process_it_started(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_mixes_and_phases_shape_the_load():
+    from random import Random
+
+    from harness.workloads import make_workload
+
+    workload = make_workload("register", 2, "leader", mix={"read": 1, "cas": 3})
+    rng = Random(1)
+    ops = [workload.next_op(rng).f for _ in range(4000)]
+    assert set(ops) == {"read", "cas"} and 0.2 < ops.count("read") / len(ops) < 0.3
+    assert {workload.next_op(rng, {"write": 1}).f for _ in range(50)} == {"write"}
+    with pytest.raises(SpecError, match="add"):
+        TestSpec(workload="set", mix={"write": 1}).validate()
+    spec = TestSpec(rate=100.0, phases=[{"seconds": 2, "rate": 0},
+                                        {"seconds": 3, "mix": {"read": 1}}]).validate()
+    assert spec.time_limit == 5
+    assert spec.phase_at(1.9) == (0, None)
+    assert spec.phase_at(2.1) == (100.0, {"read": 1})
+    assert spec.phase_at(9) == (100.0, None)
+
+
+def test_a_run_follows_its_phases(tmp_path):
+    """Writes only, then a quiet phase that issues nothing, then reads only."""
+    spec = TestSpec(nemesis=(), seed=4, runs_dir=str(tmp_path / "runs"), rate=100.0,
+                    phases=[{"seconds": 1.5, "mix": {"write": 1}}, {"seconds": 1.5, "rate": 0},
+                            {"seconds": 1.5, "mix": {"read": 1}}])
+    result = run_test(spec)
+    assert result.valid is True
+    history = [op for op in load_history(result.run_dir / "history.jsonl")
+               if op.type == "invoke" and op.process != "nemesis" and op.process < 10 ** 6]
+    seconds = [op.time / 1e9 for op in history]
+    start = min(seconds)
+    writes = [t - start for t, op in zip(seconds, history) if op.f == "write"]
+    reads = [t - start for t, op in zip(seconds, history) if op.f == "read"]
+    assert writes and reads and min(reads) - max(writes) > 1.0
+    assert len(writes) > 50 and len(reads) > 50
+
+
+def test_toml_phases_and_mix(tmp_path):
+    path = tmp_path / "phased.toml"
+    path.write_text('workload = "set"\nmix = {add = 0.5, read = 0.5}\n\n'
+                    '[[phases]]\nseconds = 10\nrate = 50\n\n'
+                    '[[phases]]\nseconds = 5\nmix = {read = 1}\n')
+    spec = from_toml(path)
+    assert spec.time_limit == 15 and spec.mix == {"add": 0.5, "read": 0.5}
+    assert spec.phase_at(12) == (spec.rate, {"read": 1})
+    path.write_text('[[phases]]\nseconds = 10\nspeed = 3\n')
+    with pytest.raises(SpecError, match=r"phases\[1\]: unknown key speed"):
+        from_toml(path)
