@@ -8,7 +8,6 @@ import threading
 import time
 from contextlib import closing
 
-import pytest
 
 from checkers.election import check_election_safety, load_observations
 from harness.cluster import Cluster
