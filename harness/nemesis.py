@@ -34,8 +34,10 @@ SHAPES = ("halves", "isolate", "isolate-leader", "majorities-ring", "bridge", "o
 TARGETS = ("one", "leader", "minority")
 ALL_TARGETS = TARGETS + ("majority", "all")
 CLOCK_RATES = (1.0, 0.8, 1.25)
-ELECTION_LATENCY_MS = (300,)
-ELECTION_WAIT = 8.0          # seconds an election-crash waits for the next leader
+ELECTION_LATENCY_MS = (200,)
+ELECTION_WAIT = 12.0         # seconds an election-crash waits for the next leader
+RESTART_STAGGER = 0.4        # seconds between the old leader's restart and the voters'
+ELECTION_HOLD = 3.0          # seconds the crashed winner stays down after those restarts
 
 
 def plan(faults: tuple[str, ...], nodes: list[str], time_limit: float, interval: float,
@@ -104,7 +106,8 @@ def _details(kind: str, nodes: list[str], rng: random.Random,
     if kind == "election-crash":
         return {"latency_ms": rng.choice(tuple(options.get("latency_ms") or
                                                ELECTION_LATENCY_MS)),
-                "restart_stagger": float(options.get("restart_stagger", 0.5))}
+                "restart_stagger": float(options.get("restart_stagger", RESTART_STAGGER)),
+                "hold": float(options.get("hold", ELECTION_HOLD))}
     if kind == "latency":
         out = {"latency_ms": rng.choice(tuple(options.get("latency_ms") or (20, 50, 100))),
                "jitter_ms": rng.choice([0, 20, 50])}
@@ -163,6 +166,7 @@ class Nemesis:
         self._started_at = 0.0
         self.active: dict[str, dict[str, Any]] = {}    # start action -> resolved details
         self.errors: list[str] = []
+        self._hold_until = 0.0         # an election-crash's end waits for this moment
 
     def start(self, started_at: float) -> None:
         """Run the schedule; `started_at` is the monotonic time the step times count from."""
@@ -247,6 +251,8 @@ class Nemesis:
             self._crash_election(value)
             self.active[f] = value
         elif f == "end-election-crash":
+            # The restarted nodes get their time before the crashed leader comes back.
+            self._stop.wait(max(0.0, self._hold_until - time.monotonic()))
             c.network.heal()
             started = self.active.pop(value.get("of", ""), None) or {}
             value["nodes"] = [n for n in started.get("down", []) if not c.process(n).running]
@@ -275,11 +281,16 @@ class Nemesis:
         With every peer link slowed by `latency_ms`, kill the leader; when the observer shows
         a new leader, kill it and every node that holds no entry of its term yet (its voters
         among them), then restart the old leader and, `restart_stagger` seconds later, those
-        nodes. The new leader stays down until the fault ends. A voter that forgot its vote
-        may now elect the old leader in the same term: two leaders in one term."""
+        nodes. The new leader stays down until the fault ends, and at least `hold` seconds
+        after those restarts. A voter that forgot its vote may now elect the old leader in the
+        same term: two leaders in one term. A round whose winner was elected after a split
+        vote (a term past the old leader's next) is skipped."""
         c, observer = self.cluster, self.observer
         if observer is None:
             raise RuntimeError(f"{c.system.name} cannot report node status")
+        value.setdefault("latency_ms", ELECTION_LATENCY_MS[0])
+        value.setdefault("restart_stagger", RESTART_STAGGER)
+        value.setdefault("hold", ELECTION_HOLD)
         old = _leader_of(observer.latest())
         if old is None:
             value["skipped"] = "no leader"
@@ -300,13 +311,22 @@ class Nemesis:
             value["skipped"] = "no new leader"
             return
         winner, term = found
+        value.update(leader=winner, term=term)
+        if term != old_term + 1:
+            # A split vote went first: the old leader's next campaign is in a term already
+            # past, so this round cannot show a forgotten vote.
+            value["skipped"] = f"elected in term {term} after a split vote"
+            c.restart(old_node, wait=False)
+            value["down"] = []
+            return
         unaware = sorted(n for n, st in observer.latest().items()
                          if n not in (winner, old_node) and st is not None
                          and (st.get("last_log_term") or 0) < term)
         for node in unaware + [winner]:
             c.kill(node)
-        value.update(leader=winner, term=term, unaware=unaware, down=[winner])
+        value.update(unaware=unaware, down=[winner])
         c.restart(old_node, wait=False)
+        self._hold_until = time.monotonic() + value["restart_stagger"] + value["hold"]
         if self._stop.wait(value["restart_stagger"]):
             value["down"] += unaware
             return

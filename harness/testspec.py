@@ -22,7 +22,8 @@ WORKLOAD_OPS = {name: cls.OPS for name, cls in WORKLOAD_CLASSES.items()}
 DEFAULT_CAS_SHARE = 0.1
 # The keys harness.nemesis.plan reads from nemesis_options.
 NEMESIS_OPTIONS = ("shapes", "targets", "clock_rates", "clock_offsets", "overlap",
-                   "latency_ms", "latency_from", "slow_link_ms", "restart_stagger")
+                   "latency_ms", "latency_from", "slow_link_ms", "restart_stagger",
+                   "hold")
 NEMESES = ("partition", "kill", "pause", "clock", "power-loss", "latency", "election-crash")
 SYSTEMS = ("refnode",)
 
@@ -49,7 +50,9 @@ class TestSpec:
     # Narrow what the nemesis picks from: "shapes" (partition shapes), "targets" (one, leader,
     # minority, majority, all), "clock_rates", "clock_offsets" ([low, high] seconds),
     # "slow_link_ms" (isolate-leader keeps one slow link), "latency_ms", "latency_from" (one,
-    # leader: only that node's outgoing links), "overlap" (faults of different kinds at once).
+    # leader: only that node's outgoing links), "overlap" (faults of different kinds at once),
+    # "restart_stagger" and "hold" (election-crash: seconds between the old leader's restart
+    # and the voters', and that the crashed winner then stays down).
     nemesis_options: dict = dataclasses.field(default_factory=dict)
     # refnode ClusterConfig fields beyond the replication mode (timeouts, drift bound).
     system_options: dict = dataclasses.field(default_factory=dict)

@@ -41,3 +41,19 @@ def test_the_matrix_covers_every_planted_bug():
 
     assert {c.options.get("bug") for c in MATRIX if c.kind == BUG} == set(BUGS)
     assert len([c for c in MATRIX if c.kind == SAFE]) >= 4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("label, checker", [("no-fencing", "set-full"),
+                                            ("forget-vote", "election-safety")])
+def test_the_hardest_planted_bugs_are_caught_by_their_checker(label, checker, tmp_path):
+    """The two bugs that need choreographed faults (a deposed leader heard from late; voters
+    crashed between their vote and the winner's first message), at their full length."""
+    (case,) = select([label])
+    outcomes = []
+    for seed in (1, 2):
+        result = run_test(case.spec(seed, str(tmp_path / "runs"), None))
+        outcomes.append(result.results["checkers"][checker]["valid"])
+        if outcomes[-1] is False:
+            return
+    pytest.fail(f"{label} was not caught by {checker} in 2 seeds: {outcomes}")
