@@ -209,7 +209,7 @@ def print_summary(result: RunResult) -> None:
         out.print(f"availability: {availability['overall']:.1%}" +
                   (f" ({per_f})" if per_f else ""))
     if results.get("first_violation_seconds") is not None:
-        out.print(f"first violating operation at {results['first_violation_seconds']} s")
+        out.print(f"first violation at {results['first_violation_seconds']} s into the run")
     out.print(f"verdict: {report.verdict_text(result.valid)}   seed {result.seed}   "
               f"{sum(result.counts.get(k, 0) for k in ('ok', 'fail', 'info')):,} operations "
               f"in {result.elapsed:.1f} s")

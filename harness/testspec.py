@@ -17,7 +17,7 @@ from typing import Any
 from harness.workloads import WORKLOADS as WORKLOAD_CLASSES
 from refnode.config import BUGS, READ_MODES, REPLICATION_MODES
 
-WORKLOADS = ("register", "set", "session")
+WORKLOADS = tuple(WORKLOAD_CLASSES)
 WORKLOAD_OPS = {name: cls.OPS for name, cls in WORKLOAD_CLASSES.items()}
 DEFAULT_CAS_SHARE = 0.1
 # The keys harness.nemesis.plan reads from nemesis_options.
@@ -184,7 +184,7 @@ def _check_mix(where: str, mix: Any, workload: str) -> None:
     allowed = WORKLOAD_OPS[workload]
     if not isinstance(mix, dict) or not mix:
         raise SpecError(f"{where} must name operations with their shares, e.g. "
-                        f"{'=0.5,'.join(allowed)}=0.5; got {mix!r}")
+                        f"{allowed[0]}=0.9,{allowed[1]}=0.1; got {mix!r}")
     for f, share in mix.items():
         if f not in allowed:
             raise SpecError(f"{where}: the {workload} workload has no operation {f!r}; its "
