@@ -357,7 +357,10 @@ class Core:
                     # PLANTED BUG no-fencing: a stale leader's entries are accepted.
                     self._accept_entries(m)
                 else:
-                    self._send(AppendReply(self.id, m.src, self.term, False, round=m.round))
+                    # No round is echoed: the stale sender may lead again in this newer term,
+                    # where its old round numbers mean other rounds, and a refusal is no
+                    # acknowledgement of leadership (it did not reset our election timer).
+                    self._send(AppendReply(self.id, m.src, self.term, False))
             return self._take()
         if self.role == LEADER:
             self._step_leader(m, now)
@@ -642,7 +645,8 @@ class Core:
         if p is None:
             return
         p.last_contact = now
-        p.acked_round = max(p.acked_round, m.round)
+        if m.round <= self._round:      # a round of this leadership, not an echo of another
+            p.acked_round = max(p.acked_round, m.round)
         if m.success:
             if m.match_index > p.match_index:
                 p.match_index = min(m.match_index, self.last_index)

@@ -222,8 +222,22 @@ def test_followers_fence_off_appends_of_older_terms():
     core, now = _voter((1, 1), term=3)
     stale = AppendEntries("a", "b", 2, 2, 1, (Entry(3, 2, "write", "k", 9),), 2, round=4)
     effects = core.receive(stale, now)
-    assert effects.messages == [AppendReply("b", "a", 3, False, round=4)]
+    # The refusal tells the newer term and echoes no round: it acknowledges no leadership.
+    assert effects.messages == [AppendReply("b", "a", 3, False)]
     assert core.last_index == 2 and effects.append == []
+
+
+def test_a_leader_ignores_rounds_it_has_not_started():
+    """A reply echoing a round of an earlier leadership of the same node (a late answer to an
+    append of an older term) confirms nothing and does not break the leader (found by the
+    long Hypothesis run: a KeyError on the round's start time)."""
+    net = Net()
+    leader = net.elect("a")
+    confirmed, rounds = leader._confirmed_round, leader._round
+    for peer in ("b", "c"):
+        net.absorb("a", leader.receive(AppendReply(peer, "a", leader.term, False,
+                                                   round=rounds + 50), net.now))
+    assert leader.role == LEADER and leader._confirmed_round == confirmed
 
 
 def test_no_fencing_accepts_appends_of_older_terms():
