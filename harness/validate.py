@@ -70,6 +70,7 @@ ELECTION_CRASHES = dict(
     system_options={"election_timeout_min": 1.0, "election_timeout_max": 2.5})
 LEASE_UNDER_DRIFT = dict(
     read_mode="lease", nemesis=("clock", "partition"), nemesis_interval=5.0, op_timeout=0.5,
+    time_limit=40.0,
     system_options={"max_clock_drift": 0.5, "election_timeout_min": 1.0,
                     "election_timeout_max": 1.2, "heartbeat_interval": 0.1},
     nemesis_options={"overlap": True, "clock_rates": [0.6], "clock_offsets": [0.0, 0.0],
