@@ -49,7 +49,7 @@ class Observer:
         self._file = open(self.path, "ab")
         self._latest: dict[str, dict[str, Any] | None] = {n: None for n in cluster.ids}
         self._reported: dict[str, tuple] = {}
-        self.count = 0
+        self.records: list[dict[str, Any]] = []     # what the file holds, for the checker
 
     def start(self) -> "Observer":
         for node in self.cluster.ids:
@@ -113,5 +113,5 @@ class Observer:
                     # One line per change, flushed: a harness crash loses at most this one.
                     self._file.write(orjson.dumps(record) + b"\n")
                     self._file.flush()
-                    self.count += 1
+                    self.records.append(record)
             self._changed.notify_all()

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from checkers.election import load_observations
 from checkers.linearizability import Budget
 from checkers.models import make_model
 from checkers.suite import Settings, run_checkers
@@ -143,8 +142,7 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
     report("checking", [])
     settings = Settings(model=make_model("kv"), budget=Budget(seconds=CHECK_BUDGET_SECONDS),
                         source=str(run_dir / store.HISTORY_FILE),
-                        observations=load_observations(run_dir / store.OBSERVATIONS_FILE)
-                        if observing else None)
+                        observations=observer.records if observer is not None else None)
     combined, results = run_checkers(recorder.events, checkers, settings)
     combined["liveness"] = liveness
     combined["seed"] = seed

@@ -60,7 +60,10 @@ class Workload:
         return self.make_op(f, rng.choice(self.keys))
 
     def make_op(self, f: str, key: str) -> Invocation:
-        raise NotImplementedError
+        """A read in the workload's read mode, or `f` (a write, an add) of a fresh value."""
+        if f == "read":
+            return Invocation("read", key, None, self.read_mode)
+        return Invocation(f, key, self.fresh_value())
 
     def final_ops(self) -> list[Invocation]:
         """Reads of every key once the cluster has healed (linearizable reads)."""
@@ -85,7 +88,7 @@ class RegisterWorkload(Workload):
 
     def make_op(self, f: str, key: str) -> Invocation:
         if f == "read":
-            return Invocation("read", key, None, self.read_mode)
+            return super().make_op(f, key)
         value = self.fresh_value()
         with self._lock:
             expected = self._recent.get(key)
@@ -105,11 +108,6 @@ class SetWorkload(Workload):
     def default_mix(self) -> Mix:
         return {"add": 0.9, "read": 0.1}
 
-    def make_op(self, f: str, key: str) -> Invocation:
-        if f == "read":
-            return Invocation("read", key, None, self.read_mode)
-        return Invocation("add", key, self.fresh_value())
-
 
 class SessionWorkload(Workload):
     """writes and follower reads, with session tokens: read-your-writes, monotonic reads."""
@@ -124,11 +122,6 @@ class SessionWorkload(Workload):
 
     def default_mix(self) -> Mix:
         return {"read": 0.5, "write": 0.5}
-
-    def make_op(self, f: str, key: str) -> Invocation:
-        if f == "read":
-            return Invocation("read", key, None, self.read_mode)
-        return Invocation("write", key, self.fresh_value())
 
 
 WORKLOADS = {w.name: w for w in (RegisterWorkload, SetWorkload, SessionWorkload)}

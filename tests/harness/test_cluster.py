@@ -18,6 +18,7 @@ from harness.cluster import Cluster
 from harness.network import Network
 from harness.proxy.process import start_embedded
 from harness.systems.refnode import RefnodeSystem
+from tests.harness.waiting import wait_for
 
 NODES = ["n1", "n2", "n3", "n4"]
 
@@ -108,22 +109,22 @@ def test_latency_toxic_on_a_link_is_felt(echo_network):
 
 def test_refnode_elects_a_new_leader_when_its_leader_is_isolated(tmp_path):
     with Cluster(RefnodeSystem(), 3, tmp_path / "run", seed=5) as cluster:
-        leader = _wait(cluster.leader)
+        leader = wait_for(cluster.leader)
         with closing(cluster.client(leader)) as client:
             assert client.invoke("write", "k", 1)["type"] == "ok"
 
         cluster.network.partition(partitions.isolate(cluster.ids, leader))
         others = [n for n in cluster.ids if n != leader]
-        new_leader = _wait(lambda: _leader_among(cluster, others, not_=leader))
+        new_leader = wait_for(lambda: _leader_among(cluster, others, not_=leader))
         with closing(cluster.client(new_leader, timeout=2.0)) as client:
             assert client.invoke("write", "k", 2)["type"] == "ok"
 
         cluster.network.heal()
         # After healing, the old leader follows and every node serves the latest value.
-        _wait(lambda: cluster.leader() == new_leader or None)
+        wait_for(lambda: cluster.leader() == new_leader or None)
         for node in cluster.ids:
             with closing(cluster.client(node, timeout=2.0)) as c:
-                result = _wait(lambda: _ok(c.invoke("read", "k", None, read_mode="follower")))
+                result = wait_for(lambda: _ok(c.invoke("read", "k", None, read_mode="follower")))
                 assert result["value"] == 2, node
 
 
@@ -137,13 +138,3 @@ def _leader_among(cluster, nodes, not_):
         if status and status["role"] == "leader" and status["leader"] != not_:
             return status["leader"]
     return None
-
-
-def _wait(probe, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"nothing from {probe} within {timeout} s")

@@ -13,6 +13,9 @@ from harness.cluster import Cluster
 from harness.nemesis import Nemesis
 from harness.observer import Observer
 from harness.systems.refnode import RefnodeSystem
+from tests.harness.waiting import wait_for
+
+WAIT = 15.0      # seconds for a cluster to elect, restart or settle
 
 
 
@@ -32,16 +35,6 @@ def _clock():
     return time.monotonic_ns()
 
 
-def _wait(predicate, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
-
-
 def _leader(observer):
     for node, status in observer.latest().items():
         if status and status["role"] == "leader":
@@ -54,10 +47,10 @@ def test_observer_records_each_change_once_and_sees_every_leader(tmp_path):
     with Cluster(RefnodeSystem(), 3, tmp_path / "run", seed=11) as cluster:
         observer = Observer(cluster, path, _clock).start()
         try:
-            first, term = _wait(lambda: _leader(observer))
+            first, term = wait_for(lambda: _leader(observer), WAIT)
             cluster.kill(first)
-            second, new_term = _wait(lambda: (found := _leader(observer)) and found[0] != first
-                                     and found)
+            second, new_term = wait_for(
+                lambda: (found := _leader(observer)) and found[0] != first and found, WAIT)
             assert new_term > term
             assert observer.wait_for(lambda latest: latest[first], 0.5) is None   # down
         finally:
@@ -78,7 +71,7 @@ def test_latency_on_peer_links_delays_replication(tmp_path):
     """A quorum write needs an append to a follower and its answer: with 200 ms on every
     link between nodes, it cannot take less than 0.4 s."""
     with Cluster(RefnodeSystem(), 3, tmp_path / "run", seed=12) as cluster:
-        leader = _wait(cluster.leader)
+        leader = wait_for(cluster.leader, WAIT)
         events = Events()
         nemesis = Nemesis(cluster, [], events.record, seed=12)
         nemesis.apply("start-latency", {"latency_ms": 200, "jitter_ms": 0})
@@ -98,7 +91,7 @@ def test_election_crash_kills_the_winner_and_the_voters_it_has_not_reached(tmp_p
             events = Events()
             nemesis = Nemesis(cluster, [], events.record, seed=13, observer=observer)
             for _ in range(4):          # a round lost to a split vote is skipped: try again
-                old, old_term = _wait(lambda: _leader(observer))
+                old, old_term = wait_for(lambda: _leader(observer), WAIT)
                 nemesis.apply("crash-election", {"latency_ms": 150, "restart_stagger": 0.5,
                                                  "hold": 0.5})
                 done = events.events[-1][2]
@@ -109,7 +102,7 @@ def test_election_crash_kills_the_winner_and_the_voters_it_has_not_reached(tmp_p
                     break
                 assert done["term"] > old_term + 1 and done["down"] == []
                 nemesis.apply("end-election-crash", {"of": "crash-election"})
-                _wait(lambda: len(cluster.running()) == 3)
+                wait_for(lambda: len(cluster.running()) == 3, WAIT)
             assert "skipped" not in done, done
             assert done["term"] == old_term + 1 and old not in done["unaware"]
             assert done["down"] == [done["leader"]]
@@ -117,8 +110,8 @@ def test_election_crash_kills_the_winner_and_the_voters_it_has_not_reached(tmp_p
             assert cluster.process(old).running
             nemesis.apply("end-election-crash", {"of": "crash-election"})
             assert events.events[-1][2]["nodes"] == [done["leader"]]
-            _wait(lambda: len(cluster.running()) == 3)
-            _wait(lambda: _leader(observer))
+            wait_for(lambda: len(cluster.running()) == 3, WAIT)
+            wait_for(lambda: _leader(observer), WAIT)
         finally:
             observer.stop()
     # Votes kept on disk: whatever happened, one leader per term.
