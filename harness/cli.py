@@ -36,9 +36,11 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(BAD_INPUT)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full parser, with every subcommand registered."""
-    from harness import check_command, proxy_command, run_command, validate_command
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The full parser, with every subcommand registered; `argv` is the command line it is
+    for (`run` takes the flags of the system it names)."""
+    from harness import (check_command, proxy_command, run_command, systems_command,
+                         validate_command)
 
     parser = _Parser(prog="faultline",
                      description="Fault-injection testing and history checking for replicated "
@@ -46,8 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     check_command.register(sub)
-    run_command.register(sub)
+    run_command.register(sub, argv)
     validate_command.register(sub)
+    systems_command.register(sub)
     proxy_command.register(sub)
     return parser
 
@@ -55,14 +58,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `faultline` script; returns the process exit code."""
     from harness.cluster import ClusterError
+    from harness.networks import NetworkUnavailable
     from harness.processes import ProcessError
     from harness.proxy.process import ProxyServerError
+    from harness.systems.base import SystemUnavailable
 
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (ClusterError, ProcessError, ProxyServerError) as exc:
+    except (ClusterError, ProcessError, ProxyServerError, SystemUnavailable,
+            NetworkUnavailable) as exc:
         # The test could not be carried out (a node or the proxy server would not start).
         print(f"faultline: could not run: {exc}", file=sys.stderr)
         return COULD_NOT_RUN

@@ -1,21 +1,20 @@
-"""A cluster of a system's nodes, as supervised processes behind a proxy on every link.
+"""A cluster of a system's nodes, as supervised processes on a network the harness controls.
 
-`Cluster` puts the pieces together: a Toxiproxy server (a real `toxiproxy-server` when one is
-configured or on the PATH, else faultline's embedded one), the link proxies (`Network`), the
-system's nodes started through the `Supervisor`, and the process faults. It is a context
-manager: leaving it, normally or by an exception or Ctrl-C, ends every process it started.
+`Cluster` puts the pieces together: the network (`harness.networks`: a proxy on every link, or
+a namespace per node), the system's nodes started through the `Supervisor`, and the process
+faults. It is a context manager: leaving it, normally or by an exception or Ctrl-C, ends every
+process it started and removes everything its network made.
 """
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 from typing import Any
 
-from harness.network import Network
+from harness.networks import backend
+from harness.networks.base import Network
 from harness.processes import GuardedProcess, ProcessError, Supervisor
-from harness.proxy.process import ProxyServerProcess, start_proxy_server
 from harness.systems.base import ClockControl, ClusterLayout, LeaderProbe, NodeSlot, PowerLoss
 
 READY_TIMEOUT = 15.0
@@ -25,33 +24,25 @@ class ClusterError(RuntimeError):
     """The cluster could not be started or a fault could not be applied; says which node."""
 
 
-def free_ports(count: int) -> list[int]:
-    """`count` distinct ports the kernel had free a moment ago, on 127.0.0.1."""
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 class Cluster:
-    """`size` nodes of `system` in `run_dir` (see the module docstring)."""
+    """`size` nodes of `system` in `run_dir` on the network called `network` (see the module
+    docstring); `network_options` go to the network's constructor (the proxy network's
+    `prefer_real_proxy`)."""
 
     def __init__(self, system, size: int, run_dir: Path, seed: int, *,
-                 prefer_real_proxy: bool = True, options: dict[str, Any] | None = None):
+                 network: str = "proxy", prefer_real_proxy: bool = True,
+                 network_options: dict[str, Any] | None = None):
         if size < 1:
             raise ValueError("a cluster needs at least one node")
         self.system = system
         self.ids = [f"n{i}" for i in range(1, size + 1)]
         self.run_dir = Path(run_dir)
         self.seed = seed
-        self.prefer_real_proxy = prefer_real_proxy
-        self.options = options or {}
+        self.network_name = network
+        self.network_options = dict(network_options or {})
+        if network == "proxy":
+            self.network_options.setdefault("prefer_real_proxy", prefer_real_proxy)
         self.supervisor: Supervisor | None = None
-        self.proxy_server: ProxyServerProcess | None = None
         self.network: Network | None = None
         self.layout: ClusterLayout | None = None
         self.client_addresses: dict[str, str] = {}
@@ -59,29 +50,21 @@ class Cluster:
     # --- lifecycle ------------------------------------------------------------------------
 
     def start(self, ready_timeout: float = READY_TIMEOUT) -> "Cluster":
-        """Start the proxy server, the link proxies and every node; wait until all serve."""
+        """Build the network and start every node; wait until all serve."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "nodes").mkdir(exist_ok=True)
         self.supervisor = Supervisor()
         try:
-            self.proxy_server = start_proxy_server(prefer_real=self.prefer_real_proxy,
-                                                   log_path=self.run_dir / "proxy.log")
-            self.supervisor.registry.add(self.proxy_server.pid, "proxy server")
-            self.network = Network(self.proxy_server.client(), self.ids)
-            # Every port of the cluster at once, nodes' and proxies' alike: ports handed out
-            # one by one could collide (a proxy on port 0 may get a node's chosen port).
-            n = len(self.ids)
-            ports = free_ports(2 * n + n * n)
-            own_client = {node: f"127.0.0.1:{ports[2 * i]}" for i, node in enumerate(self.ids)}
-            own_peer = {node: f"127.0.0.1:{ports[2 * i + 1]}"
-                        for i, node in enumerate(self.ids)}
-            topology = self.network.create(own_client, own_peer, listen_ports=ports[2 * n:])
-            self.client_addresses = dict(topology.client_addresses)
-            slots = [NodeSlot(n, ports[2 * i], ports[2 * i + 1],
+            self.network = backend(self.network_name)(
+                self.ids, self.run_dir, self.supervisor.registry, **self.network_options)
+            placements = self.network.start()
+            self.client_addresses = {n: p.client_address for n, p in placements.items()}
+            slots = [NodeSlot(n, p.host, p.client_port, p.peer_port,
                               self.run_dir / "nodes" / n, self.run_dir / "nodes" / f"{n}.log",
-                              {p: topology.peer_addresses[(n, p)] for p in self.ids if p != n})
-                     for i, n in enumerate(self.ids)]
-            self.layout = ClusterLayout(slots, self.run_dir, self.seed, self.options)
+                              dict(p.peer_addresses), p.netns)
+                     for n, p in placements.items()]
+            self.layout = ClusterLayout(slots, self.run_dir, self.seed, self.network_name,
+                                        self.network.harness_host)
             self.system.setup(self.layout)
             for slot in slots:
                 self._start_node(slot)
@@ -94,7 +77,7 @@ class Cluster:
     def _start_node(self, slot: NodeSlot) -> GuardedProcess:
         slot.data_dir.mkdir(parents=True, exist_ok=True)
         return self.supervisor.start(slot.id, self.system.command(slot, self.layout),
-                                     slot.log_path)
+                                     slot.log_path, netns=slot.netns)
 
     def wait_ready(self, nodes: list[str], timeout: float = READY_TIMEOUT) -> None:
         """Wait until every node in `nodes` serves; ClusterError naming those that do not."""
@@ -114,14 +97,15 @@ class Cluster:
             time.sleep(0.02)
 
     def close(self) -> None:
-        """End every node and the proxy server (idempotent)."""
+        """End every node, then remove the network (idempotent)."""
         if self.supervisor is not None:
-            self.supervisor.close()
-        if self.network is not None:
-            self.network.close(remove_proxies=False)
-        if self.proxy_server is not None:
-            self.proxy_server.stop()
-            self.proxy_server = None
+            self.supervisor.close(keep_registry=True)
+        try:
+            if self.network is not None:
+                self.network.close()
+        finally:
+            if self.supervisor is not None:
+                self.supervisor.registry.close()
 
     def __enter__(self) -> "Cluster":
         return self.start() if self.layout is None else self
@@ -132,7 +116,8 @@ class Cluster:
     # --- clients --------------------------------------------------------------------------
 
     def client(self, node: str, timeout: float = 1.0):
-        """A client of the system talking to `node` through its client proxy."""
+        """A client of the system talking to `node` (through its client proxy on the proxy
+        network)."""
         return self.system.client(node, self.client_addresses, self.layout, timeout)
 
     # --- process faults -------------------------------------------------------------------
@@ -191,4 +176,4 @@ class Cluster:
         return [n for n in self.ids if not self.process(n).running]
 
 
-__all__ = ["Cluster", "ClusterError", "ProcessError", "free_ports"]
+__all__ = ["Cluster", "ClusterError", "ProcessError"]

@@ -1,6 +1,6 @@
 """A guard process: runs one command and kills it when the harness goes away, however it goes.
 
-    python -m harness.guard -- COMMAND [ARGS...]
+    python -m harness.guard [--netns NAME] -- COMMAND [ARGS...]
 
 The harness starts every node and server through a guard, with the guard's standard input a
 pipe whose other end only the harness holds. When the harness exits, crashes or is SIGKILLed,
@@ -35,11 +35,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.guard")
     parser.add_argument("--grace", type=float, default=5.0,
                         help="seconds between SIGTERM and SIGKILL on shutdown")
+    parser.add_argument("--netns", help="run the command in this network namespace")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("no command to run")
+    if args.netns:
+        # The guard joins the namespace itself (it is single-threaded here), so that the
+        # command is started inside it and needs no `ip netns exec`.
+        from pyroute2 import netns
+
+        try:
+            netns.setns(args.netns, flags=0)
+        except OSError as exc:
+            sys.stderr.write(f"guard: cannot enter network namespace {args.netns}: {exc}\n")
+            return 126
 
     # A session of its own, so that the whole tree the command starts can be killed at once
     # and a Ctrl-C in the harness's terminal reaches the harness only.

@@ -103,3 +103,12 @@ def reachable(nodes: Sequence[str], grudge: Mapping[str, Iterable[str]]) -> dict
 def describe(grudge: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
     """The grudge as JSON-friendly data (for nemesis events and reports)."""
     return {node: sorted(sources) for node, sources in sorted(grudge.items())}
+
+
+def connectable(nodes: Sequence[str], grudge: Mapping[str, Iterable[str]]) -> dict[str, set[str]]:
+    """For each node, the nodes it can open a TCP connection to when every cut link drops
+    all packets from its source (Jepsen's iptables partitions, the namespace network): a
+    connection needs both directions, so a one-way cut stops connections either way."""
+    cut = links(grudge)
+    return {src: {dst for dst in nodes if dst != src and (src, dst) not in cut
+                  and (dst, src) not in cut} for src in nodes}

@@ -38,13 +38,15 @@ class GuardedProcess:
     """One command, run under a guard, with its output appended to `log_path`."""
 
     def __init__(self, name: str, argv: Sequence[str], log_path: Path, cwd: Path | None = None,
-                 env: dict[str, str] | None = None, grace: float = 5.0):
+                 env: dict[str, str] | None = None, grace: float = 5.0,
+                 netns: str | None = None):
         self.name = name
         self.argv = list(argv)
         self.log_path = Path(log_path)
         self.cwd = cwd
         self.env = env
         self.grace = grace
+        self.netns = netns                # the network namespace the command runs in
         self.pid: int | None = None       # the command's pid, not the guard's
         self._guard: subprocess.Popen | None = None
 
@@ -54,9 +56,10 @@ class GuardedProcess:
             raise ProcessError(f"{self.name} is already running (pid {self.pid})")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
+            namespace = ["--netns", self.netns] if self.netns else []
             guard = subprocess.Popen(
-                [sys.executable, "-m", "harness.guard", "--grace", str(self.grace), "--",
-                 *self.argv],
+                [sys.executable, "-m", "harness.guard", "--grace", str(self.grace),
+                 *namespace, "--", *self.argv],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, cwd=self.cwd,
                 env=self.env, close_fds=True)
         self._guard = guard
@@ -234,8 +237,9 @@ class Supervisor:
             if pid is not None:
                 self.registry.remove(pid)
 
-    def close(self) -> None:
-        """End every process (clean stop in parallel, then SIGKILL what remains)."""
+    def close(self, keep_registry: bool = False) -> None:
+        """End every process (clean stop in parallel, then SIGKILL what remains), then remove
+        the registry, unless `keep_registry` (its owner still has resources to remove)."""
         with self._lock:
             if self._closed:
                 return
@@ -248,7 +252,8 @@ class Supervisor:
             thread.join()
         for process in processes:
             kill_tree_of(process.pid)
-        self.registry.close()
+        if not keep_registry:
+            self.registry.close()
 
     def __enter__(self) -> "Supervisor":
         return self

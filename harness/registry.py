@@ -1,14 +1,18 @@
-"""Which processes each live harness started, so that a crashed harness's leftovers are found.
+"""What each live harness started, so that a crashed harness's leftovers are found.
 
 Every harness that starts processes keeps one small JSON file in the state directory, named
 after its own pid, listing what it started (pid and creation time, so that a reused pid is
-never mistaken for ours). `reap_stale` kills the processes of every file whose harness is gone
-and removes the file: the guard normally does this already, and this is the second line of
-defence (a guard that was itself SIGKILLed, a machine that was suspended).
+never mistaken for ours) and the system resources it made (network namespaces, links),
+recorded before they are made. `reap_stale` kills the processes of every file whose harness
+is gone, removes its resources and removes the file: for processes the guard normally does
+this already, and this is the second line of defence (a guard that was itself SIGKILLed, a
+machine that was suspended); for resources it is the only one.
 """
 
 from __future__ import annotations
 
+import importlib
+import itertools
 import json
 import os
 import tempfile
@@ -16,6 +20,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import psutil
 
@@ -57,13 +62,22 @@ class Recorded:
             return None
 
 
+# Resource kind -> "module:function" that removes one by name (idempotent), imported only
+# when a dead harness left such a resource behind.
+CLEANERS = {"netns": "harness.networks.netns:remove_namespace",
+            "link": "harness.networks.netns:remove_link"}
+_numbers = itertools.count(1)
+
+
 class Registry:
-    """This harness's registry file; thread-safe; removed by `close()`."""
+    """One registry file of this harness (a harness may run several clusters, each with its
+    own); thread-safe; removed by `close()`."""
 
     def __init__(self, directory: Path | None = None):
-        self.path = (directory or state_dir()) / f"{os.getpid()}.json"
+        self.path = (directory or state_dir()) / f"{os.getpid()}-{next(_numbers)}.json"
         self._owner = Recorded.of(os.getpid(), "harness")
         self._processes: dict[int, Recorded] = {}
+        self._resources: list[tuple[str, str]] = []
         self._lock = threading.Lock()
 
     def add(self, pid: int, name: str) -> None:
@@ -78,15 +92,34 @@ class Registry:
             if self._processes.pop(pid, None) is not None:
                 self._write()
 
+    def add_resource(self, kind: str, name: str) -> None:
+        """Record a resource about to be made (call before making it: a crash in between
+        leaves a record of something that does not exist, which the reaper skips)."""
+        if kind not in CLEANERS:
+            raise ValueError(f"unknown resource kind {kind!r}")
+        with self._lock:
+            if (kind, name) not in self._resources:
+                self._resources.append((kind, name))
+                self._write()
+
+    def remove_resource(self, kind: str, name: str) -> None:
+        """Forget a resource that has been removed."""
+        with self._lock:
+            if (kind, name) in self._resources:
+                self._resources.remove((kind, name))
+                self._write()
+
     def close(self) -> None:
         """Remove the file: everything recorded has been ended."""
         with self._lock:
             self._processes.clear()
+            self._resources.clear()
             self.path.unlink(missing_ok=True)
 
     def _write(self) -> None:
         data = {"owner": vars(self._owner),
-                "processes": [vars(p) for p in self._processes.values()]}
+                "processes": [vars(p) for p in self._processes.values()],
+                "resources": [list(r) for r in self._resources]}
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data))
         os.replace(tmp, self.path)
@@ -104,6 +137,7 @@ def reap_stale(directory: Path | None = None) -> list[Recorded]:
             data = json.loads(path.read_text())
             owner = Recorded(**data["owner"])
             processes = [Recorded(**p) for p in data["processes"]]
+            resources = [(str(kind), str(name)) for kind, name in data.get("resources", [])]
         except (OSError, ValueError, KeyError, TypeError):
             path.unlink(missing_ok=True)
             continue
@@ -115,8 +149,25 @@ def reap_stale(directory: Path | None = None) -> list[Recorded]:
                 continue
             kill_tree(process)
             reaped.append(recorded)
-        path.unlink(missing_ok=True)
+        # Processes first: a namespace goes only once nothing runs in it. Links after
+        # namespaces: deleting a namespace does not remove the root ends of its links.
+        left = []
+        for kind, name in sorted(resources, key=lambda r: r[0] != "netns"):
+            try:
+                _cleaner(kind)(name)
+            except Exception:          # kept on record: the next start tries again
+                left.append((kind, name))
+        if left:
+            data.update(processes=[], resources=[list(r) for r in left])
+            path.write_text(json.dumps(data))
+        else:
+            path.unlink(missing_ok=True)
     return reaped
+
+
+def _cleaner(kind: str) -> Callable[[str], None]:
+    module, _, function = CLEANERS[kind].partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 def kill_tree(process: psutil.Process, timeout: float = 3.0) -> None:

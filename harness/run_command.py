@@ -1,4 +1,11 @@
-"""`faultline run` and `faultline replay`: a fault campaign with live progress and a verdict."""
+"""`faultline run` and `faultline replay`: a fault campaign with live progress and a verdict.
+
+The options of `run` are the test's own (`OPTIONS`), the system adapter's (as flags of their
+own, `--replication` for refnode, or `--system-opt NAME=VALUE`), and the fault kinds'
+(`--nemesis-opt NAME=VALUE`). The adapter's flags depend on the system named, so the command
+line is scanned for `--system` (or the `--config` file's system) before the parser is built:
+`faultline run --system NAME --help` shows that system's options.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +13,27 @@ import argparse
 import secrets
 import sys
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
 from rich.live import Live
 from rich.table import Table
 
-from harness import cli, report, store
+from harness import cli, nemesis as nemesis_module, report, store, systems
+from harness.networks import NAMES as NETWORK_NAMES
+from harness.options import OptionError, format_value, parse_assignments
 from harness.runner import Progress, RunResult, run_test
-from harness.testspec import DEFAULTS, NEMESES, WORKLOADS, SpecError, TestSpec, from_toml
-from harness.testspec import parse_mix, parse_nemesis
-from refnode.config import BUGS, READ_MODES, REPLICATION_MODES
+from harness.testspec import (DEFAULT_SYSTEM, NEMESES, WORKLOADS, SpecError, TestSpec, build,
+                              from_toml, parse_mix, parse_nemesis)
 
+DEFAULTS = TestSpec()
 # Options that map one to one onto TestSpec fields: (flag, field, type, help).
 OPTIONS = [
-    ("--system", "system", str, "system under test"),
+    ("--system", "system", str, "system under test (faultline systems lists them)"),
+    ("--network", "network", str, f"network: {'|'.join(NETWORK_NAMES)} (default: the "
+     f"system's first; refnode: proxy)"),
     ("--nodes", "nodes", int, "cluster size"),
-    ("--replication", "replication", str,
-     f"replication mode: {'|'.join(REPLICATION_MODES)}"),
-    ("--read-mode", "read_mode", str, f"read mode: {'|'.join(READ_MODES)}"),
     ("--workload", "workload", str, f"workload: {'|'.join(WORKLOADS)}"),
     ("--nemesis", "nemesis", str,
      f"faults, comma-separated, from {', '.join(NEMESES)}; or none"),
@@ -40,27 +49,42 @@ OPTIONS = [
     ("--recovery-timeout", "recovery_timeout", float,
      "seconds the healed cluster has to accept writes again (else a liveness failure)"),
     ("--seed", "seed", int, "seed of every random choice (default: a new one, printed)"),
-    ("--bug", "bug", str, f"planted bug to switch on: {'|'.join(BUGS)}"),
     ("--runs-dir", "runs_dir", str, "where run directories are stored"),
     ("--name", "name", str, "test name (default: system-workload[-bug])"),
 ]
+SYSTEM_FLAG_PREFIX = "system_flag_"
 
 
-def register(sub) -> None:
-    """Add `run` and `replay` to the `faultline` parser."""
+def register(sub, argv: list[str] | None = None) -> None:
+    """Add `run` and `replay` to the `faultline` parser; `argv` (the command line) tells
+    which system's flags `run` takes."""
     p = sub.add_parser(
         "run", help="run a fault campaign and check it",
-        description="Run a fault campaign: start a cluster behind link proxies, drive "
-                    "concurrent clients, inject faults, heal, check the history. Exit codes: "
-                    "0 valid, 1 invalid, 2 unknown, 3 bad usage, 4 liveness failure.")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run a fault campaign: start a cluster on a network under the harness's "
+                    "control,\ndrive concurrent clients, inject faults, heal, check the "
+                    "history.\nExit codes: 0 valid, 1 invalid, 2 unknown, 3 bad usage, 4 "
+                    "liveness failure,\n5 could not run.")
     p.add_argument("--config", type=Path, metavar="FILE.toml",
                    help="read options from a TOML file (command-line options win)")
     for flag, name, kind, text in OPTIONS:
         default = getattr(DEFAULTS, name)
         if name == "nemesis":
             default = ",".join(default) or "none"
-        shown = "" if name in ("seed", "name", "bug", "mix") else f" (default: {default})"
+        shown = "" if name in ("seed", "name", "mix", "network") else f" (default: {default})"
         p.add_argument(flag, dest=name, type=kind, default=None, help=f"{text}{shown}")
+    p.add_argument("--system-opt", "--opt", dest="system_opt", action="append", default=[],
+                   metavar="NAME=VALUE", help="an option of the system (repeatable); "
+                   "`faultline systems NAME` lists them")
+    p.add_argument("--nemesis-opt", dest="nemesis_opt", action="append", default=[],
+                   metavar="NAME=VALUE", help="an option of the faults (repeatable; lists "
+                   "comma-separated), listed below")
+    _add_system_flags(p, _system_named(argv if argv is not None else sys.argv[1:]))
+    faults = p.add_argument_group(
+        "fault options (--nemesis-opt NAME=VALUE, or [nemesis_options] in a --config file)",
+        "\n".join(f"  {name:<16} {option.describe()}"
+                   for name, option in sorted(nemesis_module.declared_options().items())))
+    del faults
     p.set_defaults(handler=run)
 
     r = sub.add_parser("replay", help="run a stored test again: same seed, same faults",
@@ -69,6 +93,52 @@ def register(sub) -> None:
                                    "directory.")
     r.add_argument("run_dir", type=Path, help="a run directory (or runs/latest)")
     r.set_defaults(handler=replay)
+
+
+def _system_named(argv: list[str]) -> str:
+    """The system a `run` command line names: --system, else its --config file's, else the
+    default (a file that cannot be read is left for the run to report)."""
+    config = None
+    for i, arg in enumerate(argv):
+        for flag in ("--system", "--config"):
+            value = None
+            if arg == flag and i + 1 < len(argv):
+                value = argv[i + 1]
+            elif arg.startswith(flag + "="):
+                value = arg.split("=", 1)[1]
+            if value is not None and flag == "--system":
+                return value
+            if value is not None:
+                config = value
+    if config is not None:
+        try:
+            system = tomllib.loads(Path(config).read_text()).get("system", DEFAULT_SYSTEM)
+        except (OSError, ValueError):
+            return DEFAULT_SYSTEM
+        if isinstance(system, dict):
+            system = system.get("name", DEFAULT_SYSTEM)
+        return system if isinstance(system, str) else DEFAULT_SYSTEM
+    return DEFAULT_SYSTEM
+
+
+def _add_system_flags(parser: argparse.ArgumentParser, system: str) -> None:
+    """A flag for each option of the system's adapter (--replication for refnode's
+    `replication`), unless it would clash with one of the run's own."""
+    try:
+        adapter = systems.find(system)
+    except (systems.UnknownSystem, systems.BrokenAdapter):
+        return                   # reported, in one line, when the spec is checked
+    taken = {flag for flag, *_ in OPTIONS} | {"--config", "--system-opt", "--opt",
+                                              "--nemesis-opt", "--help"}
+    group = parser.add_argument_group(f"{system} options (also --system-opt NAME=VALUE)")
+    for option in adapter.OPTIONS:
+        if option.flag in taken:
+            continue
+        metavar = "|".join(str(c) for c in option.choices) if option.choices else \
+            option.type.upper()
+        group.add_argument(option.flag, dest=SYSTEM_FLAG_PREFIX + option.name, default=None,
+                           metavar=metavar, help=f"{option.help} (default: "
+                                                 f"{format_value(option.default)})")
 
 
 def spec_from_args(args: argparse.Namespace) -> TestSpec:
@@ -82,13 +152,26 @@ def spec_from_args(args: argparse.Namespace) -> TestSpec:
             elif name == "mix":
                 value = parse_mix(value)
             given[name] = value
+    flags = {key[len(SYSTEM_FLAG_PREFIX):]: value for key, value in vars(args).items()
+             if key.startswith(SYSTEM_FLAG_PREFIX) and value is not None}
+    try:
+        if args.system_opt or flags:
+            system = given.get("system") or _system_named(
+                ["--config", str(args.config)] if args.config else [])
+            declared = systems.find(system).OPTIONS
+            options = parse_assignments(args.system_opt, declared, "--system-opt")
+            by_name = {o.name: o for o in declared}
+            options.update({name: by_name[name].parse(text, f"{by_name[name].flag} ")
+                            for name, text in flags.items()})
+            given["system_options"] = options
+        if args.nemesis_opt:
+            given["nemesis_options"] = parse_assignments(
+                args.nemesis_opt, nemesis_module.declared_options().values(), "--nemesis-opt")
+    except (systems.UnknownSystem, systems.BrokenAdapter, OptionError) as exc:
+        raise SpecError(str(exc)) from None
     if args.config is not None:
-        spec = from_toml(args.config, given)
-    else:
-        spec = TestSpec(**given)
-    if "name" not in given and (args.config is None or spec.name == DEFAULTS.name):
-        spec.name = f"{spec.system}-{spec.workload}" + (f"-{spec.bug}" if spec.bug else "")
-    return spec.validate()
+        return from_toml(args.config, given)
+    return build(given, "--system")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,6 +188,8 @@ def replay(args: argparse.Namespace) -> int:
     try:
         stored = store.read_json(Path(args.run_dir) / store.TEST_FILE)
         spec = TestSpec.from_json(stored["test"])
+    except SpecError as exc:
+        raise cli.UsageError(f"{args.run_dir}: cannot run its test here: {exc}") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise cli.UsageError(f"{args.run_dir}: not a run directory ({exc})") from None
     report.err.print(f"replaying {args.run_dir}: seed {spec.seed}, "
@@ -117,10 +202,10 @@ def execute(spec: TestSpec, argv: list[str]) -> int:
     if spec.seed is None:
         # Chosen here so that it is printed before anything can go wrong.
         spec.seed = secrets.randbelow(2 ** 31)
-    seed_note = f"seed {spec.seed}"
-    report.err.print(f"faultline run {spec.name}: {spec.nodes} nodes, {spec.replication}, "
-                     f"{spec.read_mode} reads, {spec.workload} workload, faults "
-                     f"{','.join(spec.nemesis) or 'none'}, {spec.time_limit:g} s {seed_note}")
+    report.err.print(f"faultline run {spec.name}: {spec.nodes} {spec.system} nodes "
+                     f"({spec.make_system().describe()}) on the {spec.network} network, "
+                     f"{spec.workload} workload, faults {','.join(spec.nemesis) or 'none'}, "
+                     f"{spec.time_limit:g} s, seed {spec.seed}")
     display = _LiveProgress()
     try:
         with display:
@@ -178,6 +263,24 @@ class _LiveProgress:
             report.err.print(line)
 
 
+def _faults_row(faults: dict[str, dict[str, Any]]) -> tuple[str, str]:
+    """The verdict table's faults row: each kind requested, how often it was applied, its
+    skips and errors; flagged when a kind never took effect or had errors."""
+    parts = []
+    for kind, t in faults.items():
+        text = f"{kind} {t['applied']}/{t['planned']}"
+        extra = [f"{t['skipped']} skipped"] if t["skipped"] else []
+        extra += [f"{len(t['errors'])} errors"] if t["errors"] else []
+        parts.append(text + (f" ({', '.join(extra)})" if extra else ""))
+    if any(not t["applied"] for t in faults.values()):
+        verdict = "[bold yellow]not applied[/]"
+    elif any(t["errors"] for t in faults.values()):
+        verdict = "[yellow]errors[/]"
+    else:
+        verdict = "[green]applied[/]"
+    return verdict, "applied/planned: " + ", ".join(parts)
+
+
 def print_summary(result: RunResult) -> None:
     """The verdict per checker, the counterexample in brief, latency and availability, where
     the run is stored and how to replay it."""
@@ -193,7 +296,20 @@ def print_summary(result: RunResult) -> None:
     table.add_row("liveness", report.verdict_text(bool(live.get("recovered"))),
                   f"recovered in {live.get('seconds')} s" if live.get("recovered")
                   else live.get("reason", "not checked: the run did not get that far"))
+    faults = results.get("faults") or {}
+    if faults:
+        table.add_row("faults", *_faults_row(faults))
     out.print(table)
+    for kind, tally in faults.items():
+        for error in tally["errors"][:3]:
+            out.print(f"[yellow]fault error[/]: {kind}: {error}")
+        if not tally["applied"]:
+            why = f"{tally['planned']} planned"
+            if tally["skipped"]:
+                why += f", skipped: {'; '.join(tally['skip_reasons'])}"
+            if tally["errors"]:
+                why += f", {len(tally['errors'])} errors"
+            out.print(f"[bold yellow]warning[/]: the {kind} fault never took effect ({why})")
     stats = results.get("checkers", {}).get("stats", {}).get("figures", {})
     latency = stats.get("latency_ms") or {}
     if latency:

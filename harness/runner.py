@@ -27,8 +27,7 @@ from harness import store
 from harness.cluster import Cluster
 from harness.observer import Observer
 from harness.recorder import Recorder
-from harness.systems.base import StatusProbe
-from harness.systems.refnode import RefnodeSystem
+from harness.systems.base import LeaderProbe, StatusProbe, SystemUnavailable
 from harness.testspec import TestSpec
 from harness.workloads import Invocation, Workload, make_workload
 
@@ -65,13 +64,6 @@ class RunResult:
         return f"faultline replay {self.run_dir}"
 
 
-def make_system(spec: TestSpec, workload: Workload):
-    """The system adapter the spec names, configured by it."""
-    return RefnodeSystem(replication=spec.replication, read_mode=workload.read_mode,
-                         session=workload.session, bugs=(spec.bug,) if spec.bug else (),
-                         **spec.system_options)
-
-
 def run_test(spec: TestSpec, *, argv: list[str] | None = None,
              on_progress: Callable[[Progress], None] | None = None) -> RunResult:
     """Run the test `spec` describes (see the module docstring); returns its result.
@@ -79,31 +71,39 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
     The spec's seed is chosen (and printed by the caller) when absent, and its fault schedule
     generated from the seed when absent; both are saved in test.json for `replay`."""
     spec.validate()
+    system = spec.make_system()
+    availability = system.availability()
+    if not availability.available:
+        install = f"; install it with: {availability.install}" if availability.install else ""
+        raise SystemUnavailable(f"{spec.system} cannot run here: {availability.detail}"
+                                f"{install}")
     if spec.seed is None:
         spec.seed = secrets.randbelow(2 ** 31)
     seed = spec.seed
     runs_dir = Path(spec.runs_dir)
     run_dir = store.create_run_dir(runs_dir, spec.name, seed)
-    workload = make_workload(spec.workload, spec.keys, spec.read_mode, spec.cas_share,
-                             spec.mix)
+    workload = make_workload(spec.workload, spec.keys, spec.cas_share, spec.mix)
     nodes = [f"n{i}" for i in range(1, spec.nodes + 1)]
     if spec.schedule is None:
         spec.schedule = nemesis_module.plan(spec.nemesis, nodes, spec.time_limit,
-                                            spec.nemesis_interval, seed, spec.nemesis_options)
-    system = make_system(spec, workload)
+                                            spec.nemesis_interval, seed, spec.nemesis_options,
+                                            spec.setting())
     # Election safety is checked from the nodes' own reports, when the system gives them.
     observing = isinstance(system, StatusProbe)
     checkers = list(workload.checkers) + (["election-safety"] if observing else [])
     store.write_json(run_dir / store.TEST_FILE, {
         "test": spec.to_json(), "command": argv or sys.argv, "versions": store.versions(),
+        "system": {"name": spec.system, "options": system.options,
+                   "version": availability.version, "network": spec.network},
         "check": {"checkers": checkers, "model": {"name": "kv"}}})
     store.update_latest(runs_dir, run_dir)
 
     started = time.monotonic()
     recorder = Recorder(run_dir / store.HISTORY_FILE)
     liveness: dict[str, Any] = {}
-    cluster = Cluster(system, spec.nodes, run_dir, seed)
+    cluster = Cluster(system, spec.nodes, run_dir, seed, network=spec.network)
     observer = None
+    nemesis = None
     try:
         report = _reporter(on_progress, spec, recorder, started)
         report("starting", [])
@@ -111,9 +111,10 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
         if observing:
             observer = Observer(cluster, run_dir / store.OBSERVATIONS_FILE,
                                 recorder.now).start()
-        _wait_for_leader(cluster, spec.recovery_timeout)
+        if isinstance(system, LeaderProbe):
+            _wait_for_leader(cluster, spec.recovery_timeout)
         nemesis = nemesis_module.Nemesis(cluster, spec.schedule, recorder.record, seed,
-                                         observer=observer)
+                                         observer=observer, requested=spec.nemesis)
         clients = ClientPool(cluster, workload, recorder, spec, seed)
         test_started = time.monotonic()
         clients.start()
@@ -145,6 +146,7 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
                         observations=observer.records if observer is not None else None)
     combined, results = run_checkers(recorder.events, checkers, settings)
     combined["liveness"] = liveness
+    combined["faults"] = nemesis.report() if nemesis is not None else {}
     combined["seed"] = seed
     combined["first_violation_seconds"] = first_violation_seconds(results)
     store.write_json(run_dir / store.RESULTS_FILE, combined)
@@ -209,7 +211,7 @@ def _perform(client, recorder: Recorder, process: int, inv: Invocation,
              close: bool = False) -> str:
     """Invoke one operation and record its invocation and completion; returns its type."""
     recorder.record(process, "invoke", inv.f, inv.key, inv.value)
-    options = {"read_mode": inv.read_mode} if inv.read_mode else {}
+    options = {"final": True} if inv.final else {}
     try:
         result = client.invoke(inv.f, inv.key, inv.value, **options)
     except Exception as exc:        # as in Jepsen: a client that throws leaves an unknown op

@@ -1,9 +1,14 @@
 """A test is one data structure: everything a run needs, merged over defaults, saved as JSON.
 
-`TestSpec` names the system and its options, the workload, the faults, concurrency, rate, time
-limit and seed. `faultline run` builds it from command-line options or a TOML file; the run
-saves it (with the fault schedule it generated) as `test.json`, and `faultline replay` reads it
-back to run the same test again.
+`TestSpec` names the system and its options, the network, the workload, the faults and their
+options, concurrency, rate, time limit and seed. `faultline run` builds it from command-line
+options or a TOML file; the run saves it (with the fault schedule it generated) as
+`test.json`, and `faultline replay` reads it back to run the same test again.
+
+`validate` refuses, before anything starts, a test the system cannot take: an unknown system
+or option, a workload or node count it does not support, a network it cannot run on or that
+cannot be used here, a fault it lacks the capability for. Every refusal is a `SpecError` of
+one line naming the option.
 """
 
 from __future__ import annotations
@@ -14,18 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import faults, nemesis as nemesis_module, networks, systems
+from harness.networks.base import NetworkUnavailable
+from harness.options import OptionError
+from harness.systems.base import Adapter, capabilities_of
 from harness.workloads import WORKLOADS as WORKLOAD_CLASSES
-from refnode.config import BUGS, READ_MODES, REPLICATION_MODES
 
 WORKLOADS = tuple(WORKLOAD_CLASSES)
 WORKLOAD_OPS = {name: cls.OPS for name, cls in WORKLOAD_CLASSES.items()}
 DEFAULT_CAS_SHARE = 0.1
-# The keys harness.nemesis.plan reads from nemesis_options.
-NEMESIS_OPTIONS = ("shapes", "targets", "clock_rates", "clock_offsets", "overlap",
-                   "latency_ms", "latency_from", "slow_link_ms", "restart_stagger",
-                   "hold")
-NEMESES = ("partition", "kill", "pause", "clock", "power-loss", "latency", "election-crash")
-SYSTEMS = ("refnode",)
+NEMESES = faults.NAMES
+DEFAULT_SYSTEM = "refnode"
 
 
 class SpecError(ValueError):
@@ -38,24 +42,19 @@ class TestSpec:
 
     __test__ = False     # a name pytest would otherwise take for a test class
 
-    name: str = "refnode-register"
-    system: str = "refnode"
+    name: str | None = None          # default: system-workload[-label], e.g. refnode-register
+    system: str = DEFAULT_SYSTEM
+    # The adapter's own options, by name (refnode: replication, read_mode, bug, timings).
+    system_options: dict = dataclasses.field(default_factory=dict)
+    network: str | None = None       # "proxy" or "netns"; default: the adapter's first
     nodes: int = 3
-    replication: str = "quorum"
-    read_mode: str = "leader"
-    bug: str | None = None
     workload: str = "register"
     nemesis: tuple[str, ...] = ("partition", "kill")
     nemesis_interval: float = 5.0
-    # Narrow what the nemesis picks from: "shapes" (partition shapes), "targets" (one, leader,
-    # minority, majority, all), "clock_rates", "clock_offsets" ([low, high] seconds),
-    # "slow_link_ms" (isolate-leader keeps one slow link), "latency_ms", "latency_from" (one,
-    # leader: only that node's outgoing links), "overlap" (faults of different kinds at once),
-    # "restart_stagger" and "hold" (election-crash: seconds between the old leader's restart
-    # and the voters', and that the crashed winner then stays down).
+    # Options of the fault kinds (harness.faults): shapes, partition_mode, slow_link_ms,
+    # targets, clock_rates, clock_offsets, latency_ms, latency_from, restart_stagger, hold,
+    # and the scheduler's overlap. `faultline systems` and `run --help` list them.
     nemesis_options: dict = dataclasses.field(default_factory=dict)
-    # refnode ClusterConfig fields beyond the replication mode (timeouts, drift bound).
-    system_options: dict = dataclasses.field(default_factory=dict)
     time_limit: float = 30.0
     concurrency: int = 10
     rate: float = 200.0
@@ -77,13 +76,9 @@ class TestSpec:
     schedule: list[dict] | None = None
 
     def validate(self) -> "TestSpec":
-        """Check every field; SpecError naming the first bad one. Returns self."""
-        _one_of("system", self.system, SYSTEMS)
-        _one_of("replication", self.replication, REPLICATION_MODES)
-        _one_of("read-mode", self.read_mode, READ_MODES)
+        """Check every field, and that the system can take the test; SpecError naming the
+        first problem. Fills in the default name and network. Returns self."""
         _one_of("workload", self.workload, WORKLOADS)
-        if self.bug is not None:
-            _one_of("bug", self.bug, tuple(BUGS))
         for fault in self.nemesis:
             _one_of("nemesis", fault, NEMESES)
         _at_least("nodes", self.nodes, 1)
@@ -105,12 +100,78 @@ class TestSpec:
             self.time_limit = _check_phases(self.phases, self.workload)
         if self.seed is not None and (not isinstance(self.seed, int) or self.seed < 0):
             raise SpecError(f"--seed must be a non-negative integer, got {self.seed!r}")
-        unknown = set(self.nemesis_options) - set(NEMESIS_OPTIONS)
-        if unknown:
-            raise SpecError(f"nemesis_options: unknown {', '.join(sorted(unknown))}")
+        if not isinstance(self.system_options, dict):
+            raise SpecError(f"system options must be a table of names and values, got "
+                            f"{self.system_options!r}")
+        if not isinstance(self.nemesis_options, dict):
+            raise SpecError(f"nemesis options must be a table of names and values, got "
+                            f"{self.nemesis_options!r}")
+        adapter = self.adapter()
+        self.make_system()                 # the adapter's own checks of its options
+        if self.workload not in adapter.WORKLOADS:
+            raise SpecError(f"--workload: {self.system} supports "
+                            f"{', '.join(adapter.WORKLOADS)}, not {self.workload}")
+        low, high = adapter.MIN_NODES, adapter.MAX_NODES
+        if self.nodes < low or (high is not None and self.nodes > high):
+            if low == high:
+                takes = f"exactly {low} node" + ("s" if low > 1 else "")
+            else:
+                takes = f"{low} to {high} nodes" if high is not None else f"{low} or more nodes"
+            raise SpecError(f"--nodes: {self.system} runs with {takes}, not {self.nodes}")
+        self._check_network(adapter)
+        self._check_faults(adapter)
+        if self.name is None:
+            label = adapter.label(self.system_options)
+            self.name = f"{self.system}-{self.workload}" + (f"-{label}" if label else "")
         if not self.name or "/" in self.name or self.name.startswith("."):
             raise SpecError(f"--name must be a plain file name, got {self.name!r}")
         return self
+
+    def adapter(self) -> type[Adapter]:
+        """The adapter class of the test's system; SpecError when there is none."""
+        try:
+            return systems.find(self.system)
+        except (systems.UnknownSystem, systems.BrokenAdapter) as exc:
+            raise SpecError(f"--system: {exc}") from None
+
+    def make_system(self) -> Adapter:
+        """A fresh adapter for this test, configured by its system options."""
+        try:
+            return self.adapter()(self.system_options, workload=self.workload)
+        except OptionError as exc:
+            raise SpecError(str(exc)) from None
+
+    def setting(self) -> faults.Setting:
+        """What the test offers its faults (for planning and for refusals)."""
+        backend = networks.backend(self.network)
+        return faults.Setting(self.nodes, capabilities_of(self.adapter()), self.network,
+                              backend.features(), dict(self.nemesis_options),
+                              backend.missing)
+
+    def _check_network(self, adapter: type[Adapter]) -> None:
+        if self.network is None:
+            self.network = adapter.NETWORKS[0]
+        _one_of("network", self.network, networks.NAMES)
+        if self.network not in adapter.NETWORKS:
+            raise SpecError(f"--network: {self.system} runs on "
+                            f"{', '.join(adapter.NETWORKS)}, not {self.network}")
+        try:
+            networks.backend(self.network).check_usable()
+        except NetworkUnavailable as exc:
+            raise SpecError(str(exc)) from None
+
+    def _check_faults(self, adapter: type[Adapter]) -> None:
+        try:
+            self.nemesis_options = nemesis_module.resolve_options(
+                self.nemesis, self.nemesis_options, "--nemesis-opt")
+        except OptionError as exc:
+            raise SpecError(str(exc)) from None
+        setting = self.setting()
+        for kind in self.nemesis:
+            refusal = faults.KINDS[kind].refusal(setting)
+            if refusal:
+                raise SpecError(f"--nemesis {kind}: {refusal} ({self.system} on the "
+                                f"{self.network} network)")
 
     def phase_at(self, elapsed: float) -> tuple[float, dict | None]:
         """(rate, mix) of the client load `elapsed` seconds into the test: the phase's own,
@@ -131,16 +192,38 @@ class TestSpec:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "TestSpec":
         """A spec from JSON data (test.json's "test" object); SpecError for unknown fields."""
-        return _build(data, "test.json")
+        return build(data, "test.json")
 
 
-def _build(data: dict[str, Any], where: str) -> TestSpec:
+def build(data: dict[str, Any], where: str) -> TestSpec:
+    """A validated spec from options by name (a TOML file's, test.json's, the command
+    line's).
+
+    The system may be a name or a table (`[system] name = "refnode"` with its options beside
+    the name). A top-level name that is none of the test's options but one of the system's
+    (refnode's `replication`, `read_mode`, `bug` in files written before systems had options
+    of their own) is taken as a system option."""
     names = {f.name for f in dataclasses.fields(TestSpec)}
-    unknown = sorted(set(data) - names)
+    values = _system_table(data)
+    system = values.get("system", DEFAULT_SYSTEM)
+    options = dict(values.get("system_options") or {})
+    if not isinstance(system, str):
+        raise SpecError(f"{where}: system must be a name, got {system!r}")
+    values["system"] = system
+    try:
+        declared = {o.name for o in systems.find(system).OPTIONS}
+    except (systems.UnknownSystem, systems.BrokenAdapter) as exc:
+        raise SpecError(f"{where}: {exc}") from None
+    for key in sorted(set(values) - names):
+        if key in declared and values[key] is not None:
+            options.setdefault(key, values[key])
+        if key in declared:
+            del values[key]
+    unknown = sorted(set(values) - names)
     if unknown:
         raise SpecError(f"{where}: unknown option {', '.join(unknown)}; options: "
                         f"{', '.join(sorted(names))}")
-    values = dict(data)
+    values["system_options"] = options
     if "nemesis" in values:
         values["nemesis"] = parse_nemesis(values["nemesis"])
     return TestSpec(**values).validate()
@@ -163,9 +246,23 @@ def parse_nemesis(value: Any) -> tuple[str, ...]:
     return tuple(parts)
 
 
+def _system_table(data: dict[str, Any]) -> dict[str, Any]:
+    """`system = {name = "refnode", replication = "sync"}` as system = "refnode" and those
+    options in system_options (beside any given there)."""
+    values = dict(data)
+    if isinstance(values.get("system"), dict):
+        table = dict(values["system"])
+        values["system"] = table.pop("name", DEFAULT_SYSTEM)
+        values["system_options"] = {**(values.get("system_options") or {}),
+                                    **{k.replace("-", "_"): v for k, v in table.items()}}
+    return values
+
+
 def from_toml(path: Path, overrides: dict[str, Any] | None = None) -> TestSpec:
-    """A spec from a TOML file of options (same names as the command line, with underscores),
-    with `overrides` (from the command line) applied on top."""
+    """A spec from a TOML file of options (same names as the command line, with underscores;
+    the system's options in a `[system]` table, the faults' in `[nemesis_options]`), with
+    `overrides` (from the command line) applied on top. Overriding options of the system or
+    of the faults merge with the file's, name by name."""
     try:
         data = tomllib.loads(Path(path).read_text())
     except OSError as exc:
@@ -173,8 +270,14 @@ def from_toml(path: Path, overrides: dict[str, Any] | None = None) -> TestSpec:
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path}: not valid TOML: {exc}") from None
     data = {k.replace("-", "_"): v for k, v in data.items()}
-    data.update(overrides or {})
-    return _build(data, str(path))
+    data = _system_table(data)
+    overrides = dict(overrides or {})
+    # Options of the system and of the faults merge with the file's, name by name.
+    for table in ("system_options", "nemesis_options"):
+        if table in overrides and isinstance(data.get(table), dict):
+            overrides[table] = {**data[table], **overrides[table]}
+    data.update(overrides)
+    return build(data, str(path))
 
 
 PHASE_KEYS = ("seconds", "rate", "mix")
@@ -246,4 +349,3 @@ def _at_least(option: str, value: Any, minimum: int) -> None:
         raise SpecError(f"--{option} must be an integer >= {minimum}, got {value!r}")
 
 
-DEFAULTS = TestSpec()

@@ -28,20 +28,36 @@ class Case:
     seeds: int
     needed: int            # runs that must come out as `kind` requires
 
-    def spec(self, seed: int, runs_dir: str, time_limit: float | None) -> TestSpec:
+    def spec(self, seed: int, runs_dir: str, time_limit: float | None,
+             network: str | None = None) -> TestSpec:
+        """The case's test with `seed`, on `network` (default: refnode's, the proxies)."""
         options = dict(self.options)
         if time_limit is not None:
             options["time_limit"] = time_limit
+        if network is not None:
+            options["network"] = network
         return TestSpec(name=f"validate-{self.label}", seed=seed, runs_dir=runs_dir,
                         **options).validate()
+
+    @property
+    def bug(self) -> str | None:
+        """The planted bug the case switches on, if any."""
+        return self.options.get("system_options", {}).get("bug")
+
+
+def _refnode(options: dict[str, Any], **system_options) -> dict[str, Any]:
+    """Test options with refnode options merged into their system options."""
+    merged = dict(options)
+    merged["system_options"] = {**options.get("system_options", {}), **system_options}
+    return merged
 
 
 def _bug(bug: str, seeds: int = 5, needed: int = 4, **options) -> Case:
     # One key and a brisk rate: a fault's window of damage holds many conflicting operations.
     # No cas: on a violation the zone method decides at once, where a search with crashed
     # operations could run out of budget.
-    base = {"bug": bug, "time_limit": 20.0, "keys": 1, "rate": 400.0, "cas_share": 0.0}
-    return Case(bug, BUG, dict(base, **options), seeds, needed)
+    base = {"time_limit": 20.0, "keys": 1, "rate": 400.0, "cas_share": 0.0}
+    return Case(bug, BUG, _refnode(dict(base, **options), bug=bug), seeds, needed)
 
 
 def _safe(label: str, seeds: int = 10, **options) -> Case:
@@ -69,9 +85,8 @@ ELECTION_CRASHES = dict(
     nemesis_options={"latency_ms": [200], "restart_stagger": 0.4, "hold": 3.0},
     system_options={"election_timeout_min": 1.0, "election_timeout_max": 2.5})
 LEASE_UNDER_DRIFT = dict(
-    read_mode="lease", nemesis=("clock", "partition"), nemesis_interval=5.0, op_timeout=0.5,
-    time_limit=40.0,
-    system_options={"max_clock_drift": 0.5, "election_timeout_min": 1.0,
+    nemesis=("clock", "partition"), nemesis_interval=5.0, op_timeout=0.5, time_limit=40.0,
+    system_options={"read_mode": "lease", "max_clock_drift": 0.5, "election_timeout_min": 1.0,
                     "election_timeout_max": 1.2, "heartbeat_interval": 0.1},
     nemesis_options={"overlap": True, "clock_rates": [0.6], "clock_offsets": [0.0, 0.0],
                      "targets": ["leader"], **LEADER_CUT_OFF})
@@ -104,9 +119,9 @@ MATRIX = [
     # Voters crashed between their vote and the winner's first message forget the vote and
     # elect the restarted old leader in the same term; the observer sees both leaders.
     _bug("forget-vote", **ELECTION_CRASHES),
-    _safe("sync-leader", replication="sync"),
-    _safe("quorum-leader", replication="quorum"),
-    _safe("quorum-lease", read_mode="lease", nemesis=("partition", "kill", "pause")),
+    _safe("sync-leader", system_options={"replication": "sync"}),
+    _safe("quorum-leader", system_options={"replication": "quorum"}),
+    _safe("quorum-lease", system_options={"read_mode": "lease"}),
     # The control for no-fencing: the same slow link and kills, with fencing: valid.
     _safe("quorum-stale-appends-fenced", seeds=5,
           **dict(STALE_APPENDS, keys=1, rate=400.0, time_limit=45.0)),
@@ -119,11 +134,12 @@ MATRIX = [
     _safe("quorum-follower-session", workload="session"),
     # An async leader acknowledges what only its own log has: cut off, it acknowledges
     # writes the new leader never gets, and healing rolls them back.
-    Case("async-leader-cut-off", SHOWN, {"replication": "async", "time_limit": 20.0,
-                                         "nemesis": ("partition",), "nemesis_interval": 4.0,
+    Case("async-leader-cut-off", SHOWN, {"time_limit": 20.0, "nemesis": ("partition",),
+                                         "nemesis_interval": 4.0,
                                          "nemesis_options": LEADER_CUT_OFF, "keys": 1,
                                          "rate": 400.0, "cas_share": 0.0,
-                                         "system_options": {"election_timeout_max": 1.5}},
+                                         "system_options": {"replication": "async",
+                                                            "election_timeout_max": 1.5}},
          5, 1),
 ]
 # What the test suite runs: two planted bugs and one safe configuration, briefly.
@@ -188,14 +204,16 @@ def select(names: list[str] | None) -> list[Case]:
 
 def run_matrix(cases: list[Case], runs_dir: str, *, seeds: int | None = None,
                time_limit: float | None = None, first_seed: int = 1,
+               network: str | None = None,
                on_run: Callable[[Case, int, RunResult], None] | None = None) -> list[Row]:
-    """Run every case over its seeds (or `seeds` each); returns a row per case."""
+    """Run every case over its seeds (or `seeds` each), on `network` (default: refnode's);
+    returns a row per case."""
     rows = []
     for case in cases:
         row = Row(case)
         for i in range(seeds or case.seeds):
             seed = first_seed + i
-            result = run_test(case.spec(seed, runs_dir, time_limit))
+            result = run_test(case.spec(seed, runs_dir, time_limit, network))
             row.results.append(result)
             if on_run is not None:
                 on_run(case, seed, result)

@@ -8,6 +8,8 @@ import json
 from rich.table import Table
 
 from harness import cli, report
+from harness.networks import NAMES as NETWORK_NAMES
+from harness.testspec import SpecError
 from harness.validate import BUG, MATRIX, SAFE, rows_json, run_matrix, select
 
 
@@ -25,6 +27,8 @@ def register(sub) -> None:
     p.add_argument("--time-limit", type=float, help="seconds per run (default 20)")
     p.add_argument("--first-seed", type=int, default=1, help="the first seed (default 1)")
     p.add_argument("--runs-dir", default="runs", help="where runs are stored (default runs)")
+    p.add_argument("--network", choices=NETWORK_NAMES,
+                   help="the network every case runs on (default: refnode's, proxy)")
     p.add_argument("--json", action="store_true", help="print the matrix as JSON")
     p.set_defaults(handler=validate)
 
@@ -41,8 +45,13 @@ def validate(args: argparse.Namespace) -> int:
         report.err.print(f"{case.label:<26} seed {seed:<4} {_word(result.valid):<8} "
                          f"{result.elapsed:5.1f} s  {result.run_dir}")
 
+    try:
+        for case in cases:          # every case refused up front, before any run starts
+            case.spec(args.first_seed, args.runs_dir, args.time_limit, args.network)
+    except SpecError as exc:
+        raise cli.UsageError(str(exc)) from None
     rows = run_matrix(cases, args.runs_dir, seeds=args.seeds, time_limit=args.time_limit,
-                      first_seed=args.first_seed, on_run=on_run)
+                      first_seed=args.first_seed, network=args.network, on_run=on_run)
     if args.json:
         print(json.dumps(rows_json(rows)))
     else:

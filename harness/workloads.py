@@ -18,29 +18,29 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Invocation:
-    """One operation a client is to perform."""
+    """One operation a client is to perform; `final`: a read after every fault has healed,
+    which the system makes as strong as it can."""
 
     f: str
     key: str | None
     value: Any
-    read_mode: str | None = None
+    final: bool = False
 
 
 Mix = dict[str, float]
 
 
 class Workload:
-    """The common part: keys, unique values, the read mode for reads, and the mix: how often
-    each of the workload's operations (`OPS`) is drawn, as relative weights."""
+    """The common part: keys, unique values, and the mix: how often each of the workload's
+    operations (`OPS`) is drawn, as relative weights. How a read is made (from the leader, a
+    follower, with a session) is the system adapter's business, not the workload's."""
 
     name = "workload"
     checkers: tuple[str, ...] = ()
-    session = False
     OPS: tuple[str, ...] = ()
 
-    def __init__(self, keys: int, read_mode: str, mix: Mix | None = None):
+    def __init__(self, keys: int, mix: Mix | None = None):
         self.keys = [f"k{i}" for i in range(keys)]
-        self.read_mode = read_mode
         self.mix = dict(mix) if mix else self.default_mix()
         self._values = itertools.count(1)
         self._lock = threading.Lock()
@@ -60,14 +60,14 @@ class Workload:
         return self.make_op(f, rng.choice(self.keys))
 
     def make_op(self, f: str, key: str) -> Invocation:
-        """A read in the workload's read mode, or `f` (a write, an add) of a fresh value."""
+        """A read, or `f` (a write, an add) of a fresh value."""
         if f == "read":
-            return Invocation("read", key, None, self.read_mode)
+            return Invocation("read", key, None)
         return Invocation(f, key, self.fresh_value())
 
     def final_ops(self) -> list[Invocation]:
-        """Reads of every key once the cluster has healed (linearizable reads)."""
-        return [Invocation("read", key, None, "leader") for key in self.keys]
+        """Reads of every key once the cluster has healed (as strong as the system can)."""
+        return [Invocation("read", key, None, final=True) for key in self.keys]
 
 
 class RegisterWorkload(Workload):
@@ -77,10 +77,9 @@ class RegisterWorkload(Workload):
     checkers = ("linearizable", "lost-writes", "staleness", "stats")
     OPS = ("read", "write", "cas")
 
-    def __init__(self, keys: int, read_mode: str, cas_share: float = 0.1,
-                 mix: Mix | None = None):
+    def __init__(self, keys: int, cas_share: float = 0.1, mix: Mix | None = None):
         self.cas_share = cas_share
-        super().__init__(keys, read_mode, mix)
+        super().__init__(keys, mix)
         self._recent: dict[str, int] = {}
 
     def default_mix(self) -> Mix:
@@ -110,15 +109,13 @@ class SetWorkload(Workload):
 
 
 class SessionWorkload(Workload):
-    """writes and follower reads, with session tokens: read-your-writes, monotonic reads."""
+    """writes and reads within client sessions (each client keeps its own): read-your-writes,
+    monotonic reads. The adapter makes the reads session reads (refnode: follower reads
+    with the client's session token)."""
 
     name = "session"
     checkers = ("session", "staleness", "stats")
-    session = True
     OPS = ("read", "write")
-
-    def __init__(self, keys: int, read_mode: str, mix: Mix | None = None):
-        super().__init__(keys, "follower" if read_mode == "leader" else read_mode, mix)
 
     def default_mix(self) -> Mix:
         return {"read": 0.5, "write": 0.5}
@@ -127,10 +124,10 @@ class SessionWorkload(Workload):
 WORKLOADS = {w.name: w for w in (RegisterWorkload, SetWorkload, SessionWorkload)}
 
 
-def make_workload(name: str, keys: int, read_mode: str, cas_share: float = 0.1,
+def make_workload(name: str, keys: int, cas_share: float = 0.1,
                   mix: Mix | None = None) -> Workload:
     """The workload called `name` (KeyError for an unknown one); `mix` replaces its default
     mix (for the register workload, reads half the time and `cas_share` of cas)."""
     if name == RegisterWorkload.name:
-        return RegisterWorkload(keys, read_mode, cas_share, mix)
-    return WORKLOADS[name](keys, read_mode, mix)
+        return RegisterWorkload(keys, cas_share, mix)
+    return WORKLOADS[name](keys, mix)

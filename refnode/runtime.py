@@ -99,6 +99,9 @@ class ClusterFile:
     # "group": a batch of writes shares one sync before any of it is acknowledged;
     # "every": each write is synced on its own.
     fsync: str = "group"
+    # Addresses besides loopback that admin calls may come from (a harness that reaches the
+    # node over a bridge, from outside the node's network namespace).
+    admin_hosts: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -106,7 +109,7 @@ class ClusterFile:
         """Read a cluster file; ValueError with a one-line reason if it is malformed.
 
         Format: {"cluster": <ClusterConfig.to_dict()>, "seed": int, "admin_token": str,
-        "fsync": "group" | "every",
+        "fsync": "group" | "every", "admin_hosts": [address, ...],
         "nodes": {id: {"client": "host:port", "peer": "host:port",
                        "peers": {id: "host:port"}, "data_dir": path}}}
         """
@@ -127,7 +130,14 @@ class ClusterFile:
         fsync = data.get("fsync", "group")
         if fsync not in ("group", "every"):
             raise ValueError(f"{path}: fsync must be 'group' or 'every', got {fsync!r}")
-        return cls(config, nodes, data.get("admin_token"), int(data.get("seed", 0)), fsync)
+        admin_hosts = data.get("admin_hosts", [])
+        try:
+            admin_hosts = tuple(str(ipaddress.ip_address(h)) for h in admin_hosts)
+        except (TypeError, ValueError):
+            raise ValueError(f"{path}: admin_hosts must list IP addresses, got "
+                             f"{admin_hosts!r}") from None
+        return cls(config, nodes, data.get("admin_token"), int(data.get("seed", 0)), fsync,
+                   admin_hosts)
 
 
 def _address(text: str) -> tuple[str, int]:
@@ -382,9 +392,10 @@ class NodeServer:
         peer = writer.get_extra_info("peername")
         host = peer[0] if peer else ""
         token = self.cluster.admin_token
-        if not _is_loopback(host) or not token or request.get("token") != token:
+        trusted = _is_loopback(host) or host in self.cluster.admin_hosts
+        if not trusted or not token or request.get("token") != token:
             return _bad_request(request["id"], self, "admin calls need the cluster's token "
-                                "and a loopback connection")
+                                "and a loopback connection (or one from admin_hosts)")
         self.clock.adjust(request.get("clock_offset"), request.get("clock_rate"))
         log.info("%s clock: offset %+.3f s, rate %.4f", self.id, self.clock.offset,
                  self.clock.rate)

@@ -1,14 +1,18 @@
 """The adapter interface: how the harness runs one system under test (Jepsen's DB and client).
 
-The harness owns processes, ports, proxies, faults and histories; an adapter only knows its
+The harness owns processes, ports, networks, faults and histories; an adapter only knows its
 system: how to configure a node, the command that starts it, how to tell it is ready, and how
 a client talks to it. Everything an adapter needs to know about where things are comes in a
 `NodeSlot`; it never chooses ports or starts processes itself, so that every process is
-supervised and every link goes through a proxy.
+supervised and every link is under the harness's control.
 
+An adapter is a class that declares what it is before any instance exists (`Adapter`): its
+name, its options, the workloads it supports, the networks it can run on and the node counts
+it takes. The harness reads those declarations to build the command line, to list systems
+(`faultline systems`) and to refuse, before anything starts, a run the system cannot take.
 Optional capabilities are separate protocols (`PowerLoss`, `ClockControl`, `LeaderProbe`,
-`StatusProbe`):
-the harness checks `isinstance(system, ClockControl)` before offering a fault that needs it.
+`StatusProbe`): a class has a capability when it has the protocol's methods
+(`capabilities_of`), and a fault that needs one is refused where it is missing.
 See docs/adapters.md for a walk-through.
 """
 
@@ -16,7 +20,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, ClassVar, Mapping, Protocol, Sequence, runtime_checkable
+
+from harness.options import Option, resolve
 
 
 class SystemUnavailable(RuntimeError):
@@ -25,36 +31,62 @@ class SystemUnavailable(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Availability:
+    """Whether a system can run on this machine: the binary found and its version, or what
+    is missing and the exact command that installs it."""
+
+    available: bool
+    version: str | None = None
+    detail: str = ""                 # where the binary is, or what is missing
+    install: str | None = None       # the command that installs what is missing
+
+
+@dataclass(frozen=True)
 class NodeSlot:
     """One node's place in a cluster.
 
-    - `client_port`, `peer_port`: where the node itself listens (on 127.0.0.1);
-    - `peer_addresses`: the address the node must use for each peer: the listen address of the
-      proxy on that directed link, never the peer's own port;
+    - `host`: the address the node listens on (127.0.0.1 on the proxy network, the node's own
+      address on the namespace network), with `client_port` and `peer_port`;
+    - `peer_addresses`: the address the node must dial for each peer. On the proxy network
+      that is the listen address of the proxy on that directed link, never the peer's own
+      port; on the namespace network it is the peer's own address;
+    - `netns`: the network namespace the node runs in (None on the proxy network); the
+      harness starts the node's command inside it;
     - `data_dir`, `log_path`: inside the run directory.
     """
 
     id: str
+    host: str
     client_port: int
     peer_port: int
     data_dir: Path
     log_path: Path
     peer_addresses: dict[str, str] = field(default_factory=dict)
+    netns: str | None = None
 
     @property
     def client_address(self) -> str:
-        """The node's own client address (for readiness probes; clients use the proxy)."""
-        return f"127.0.0.1:{self.client_port}"
+        """The node's own client address (for readiness probes; clients may go through a
+        proxy)."""
+        return f"{self.host}:{self.client_port}"
+
+    @property
+    def peer_address(self) -> str:
+        """The node's own peer address: where it listens for its peers."""
+        return f"{self.host}:{self.peer_port}"
 
 
 @dataclass(frozen=True)
 class ClusterLayout:
-    """The whole cluster: its nodes, the run directory, the seed, the system's options."""
+    """The whole cluster: its nodes, the run directory, the seed, and the network: its name
+    and the address the harness's own connections come from as the nodes see them (for a
+    system that only lets the operator in from there)."""
 
     nodes: Sequence[NodeSlot]
     run_dir: Path
     seed: int
-    options: dict[str, Any] = field(default_factory=dict)
+    network: str = "proxy"
+    harness_host: str = "127.0.0.1"
 
     @property
     def ids(self) -> list[str]:
@@ -74,7 +106,9 @@ class Client(Protocol):
     `invoke` performs one operation and returns its completion as a dict with `type` ("ok",
     "fail" or "info"), `value`, and when known `version`, `node`, `error`. It must not raise
     for anything the system did (a timeout is "info", a definite refusal "fail"); the harness
-    still turns any exception into "info", as Jepsen does.
+    still turns any exception into "info", as Jepsen does. The one option the harness passes
+    is `final=True`, on the reads after every fault has healed: read as strongly as the
+    system can (a linearizable read where the adapter's own reads are weaker).
     """
 
     def invoke(self, f: str, key: str | None, value: Any, **options: Any) -> dict: ...
@@ -103,8 +137,9 @@ class System(Protocol):
 
     def client(self, node: str, addresses: dict[str, str], layout: ClusterLayout,
                timeout: float) -> Client:
-        """A client that talks to `node` first; `addresses` maps every node to the listen
-        address of its client proxy (for redirects to the leader)."""
+        """A client that talks to `node` first; `addresses` maps every node to the address
+        clients dial for it (its client proxy, or its own address on the namespace network),
+        for redirects to the leader."""
         ...
 
 
@@ -160,3 +195,61 @@ class StatusProbe(Protocol):
         """A reader of `node`'s status, asked directly (not through a proxy), each read
         waiting at most `timeout` seconds."""
         ...
+
+
+CAPABILITIES: dict[str, type] = {
+    "leader-probe": LeaderProbe,
+    "status-probe": StatusProbe,
+    "clock-control": ClockControl,
+    "power-loss": PowerLoss,
+}
+
+
+def capabilities_of(adapter: type | object) -> frozenset[str]:
+    """The names of the optional capabilities an adapter class (or instance) has."""
+    cls = adapter if isinstance(adapter, type) else type(adapter)
+    return frozenset(name for name, protocol in CAPABILITIES.items()
+                     if issubclass(cls, protocol))
+
+
+class Adapter:
+    """The base of every system adapter: declarations read before a run, and the options of
+    one run.
+
+    A subclass sets the class attributes and implements `System`'s methods (and any optional
+    capability). `options` given to the constructor are checked against `OPTIONS`; the
+    resolved values (defaults filled in) are `self.options`. `workload` is the name of the
+    run's workload, for adapters whose clients behave differently per workload.
+    """
+
+    name: ClassVar[str] = ""
+    SUMMARY: ClassVar[str] = ""                       # one line for `faultline systems`
+    OPTIONS: ClassVar[tuple[Option, ...]] = ()
+    WORKLOADS: ClassVar[tuple[str, ...]] = ("register",)
+    NETWORKS: ClassVar[tuple[str, ...]] = ("proxy",)  # the first is the default
+    MIN_NODES: ClassVar[int] = 1
+    MAX_NODES: ClassVar[int | None] = None
+
+    def __init__(self, options: Mapping[str, Any] | None = None, *,
+                 workload: str = "register"):
+        self.options: dict[str, Any] = resolve(self.OPTIONS, options or {}, f"{self.name}: ")
+        self.workload = workload
+
+    @classmethod
+    def availability(cls) -> Availability:
+        """Whether the system can run here; systems that need nothing outside Python say
+        yes. Must be quick: `faultline systems` asks every adapter."""
+        return Availability(True)
+
+    @classmethod
+    def label(cls, options: Mapping[str, Any]) -> str:
+        """Words the default test name gets after `system-workload` (refnode: its planted
+        bug); empty by default."""
+        return ""
+
+    def describe(self) -> str:
+        """The configuration in one line, for the run's banner: the options that differ from
+        their defaults."""
+        changed = [f"{o.name}={self.options[o.name]}" for o in self.OPTIONS
+                   if self.options.get(o.name) != o.default]
+        return ", ".join(changed) or "defaults"

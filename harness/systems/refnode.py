@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
-from harness.systems.base import ClusterLayout, NodeSlot
+from harness.options import Option, OptionError
+from harness.systems.base import Adapter, ClusterLayout, NodeSlot
 from refnode.client import RefnodeClient
-from refnode.config import ClusterConfig
+from refnode.config import BUGS, READ_MODES, REPLICATION_MODES, ClusterConfig
 from refnode.wal import WalError, power_loss
 
 CLUSTER_FILE = "cluster.json"
@@ -27,7 +29,8 @@ class RefnodeClientAdapter:
         """Perform one operation; returns its completion (type, value, version, node, error)."""
         c = self._client
         if f == "read":
-            outcome = c.read(key, options.get("read_mode", self.read_mode))
+            # The reads after healing are linearizable whatever the clients' read mode.
+            outcome = c.read(key, "leader" if options.get("final") else self.read_mode)
         elif f == "write":
             outcome = c.write(key, value)
         elif f == "cas":
@@ -61,39 +64,86 @@ class RefnodeStatusReader:
         self._client.close()
 
 
-class RefnodeSystem:
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ClusterConfig)}
+# ClusterConfig's timing fields, offered as options under the same names (float seconds).
+_TIMINGS = (
+    ("election_timeout_min", "shortest election timeout, seconds"),
+    ("election_timeout_max", "longest election timeout, seconds (also how long a leader "
+                             "leads without hearing from a quorum)"),
+    ("heartbeat_interval", "seconds between a leader's heartbeat rounds"),
+    ("max_clock_drift", "bound on clock-rate differences, as a fraction; leases are "
+                        "shortened by it"),
+    ("follower_read_wait", "seconds a follower waits to catch up with a session token"),
+    ("request_timeout", "seconds a leader keeps a request pending before it times out"),
+)
+
+
+class RefnodeSystem(Adapter):
     """refnode nodes started as `python -m refnode`, configured by one cluster file.
 
     Options: `replication` (sync, quorum, async), `read_mode` (leader, lease, follower; the
-    clients' default), `session` (clients send their session token), `bugs` (planted bugs),
-    `fsync` ("group" commit or "every" write), and any other `ClusterConfig` field
-    (timeouts, drift bound).
+    clients' reads), `session` (clients send their session token), `bug` (a planted bug),
+    `fsync` ("group" commit or "every" write), and ClusterConfig's timings.
     """
 
     name = "refnode"
+    SUMMARY = "faultline's reference Leader and Followers store"
+    OPTIONS = (
+        Option("replication", "str", "quorum", "when a write is acknowledged",
+               choices=REPLICATION_MODES),
+        Option("read_mode", "str", None, "how clients read (unset: leader, or follower for "
+               "the session workload)", choices=READ_MODES),
+        Option("session", "bool", None, "clients send their session token (unset: with the "
+               "session workload)"),
+        Option("bug", "str", None, "a planted bug to switch on", choices=tuple(BUGS)),
+        Option("fsync", "str", "group", "sync a batch of writes at once, or every write",
+               choices=("group", "every")),
+        *(Option(name, "float", _DEFAULTS[name], text, minimum=0.0) for name, text in _TIMINGS),
+        Option("max_append_entries", "int", _DEFAULTS["max_append_entries"],
+               "most log entries in one append message", minimum=1),
+    )
+    WORKLOADS = ("register", "set", "session")
+    NETWORKS = ("proxy", "netns")
 
-    def __init__(self, replication: str = "quorum", read_mode: str = "leader",
-                 session: bool = False, bugs: tuple[str, ...] = (), fsync: str = "group",
-                 **config: Any):
-        self.replication = replication
-        self.fsync = fsync
-        self.read_mode = read_mode
-        self.session = session
-        self.bugs = tuple(bugs)
-        self.config_options = config
+    def __init__(self, options: Mapping[str, Any] | None = None, *,
+                 workload: str = "register"):
+        super().__init__(options, workload=workload)
+        o = self.options
+        self.read_mode = o["read_mode"] or ("follower" if workload == "session" else "leader")
+        self.session = o["session"] if o["session"] is not None else workload == "session"
+        try:
+            self._config(("n1",))       # the timings' rules, checked before anything starts
+        except ValueError as exc:
+            raise OptionError(f"refnode: {exc}") from None
         self._token: str | None = None
+
+    @classmethod
+    def label(cls, options: Mapping[str, Any]) -> str:
+        """The planted bug, if any: a run with one is told apart by its name."""
+        return options.get("bug") or ""
+
+    def describe(self) -> str:
+        return f"{self.options['replication']} replication, {self.read_mode} reads" + (
+            f", bug {self.options['bug']}" if self.options["bug"] else "")
+
+    def _config(self, nodes: tuple[str, ...]) -> ClusterConfig:
+        o = self.options
+        return ClusterConfig(nodes=nodes, replication=o["replication"],
+                             bugs=frozenset([o["bug"]] if o["bug"] else []),
+                             max_append_entries=o["max_append_entries"],
+                             **{name: o[name] for name, _ in _TIMINGS})
 
     def setup(self, layout: ClusterLayout) -> None:
         """Write the cluster file (validated by refnode's own ClusterConfig)."""
-        config = ClusterConfig(nodes=tuple(layout.ids), replication=self.replication,
-                               bugs=frozenset(self.bugs), **self.config_options)
+        config = self._config(tuple(layout.ids))
         self._token = "%032x" % random.Random(f"{layout.seed}/admin").getrandbits(128)
-        nodes = {slot.id: {"client": slot.client_address,
-                           "peer": f"127.0.0.1:{slot.peer_port}",
+        nodes = {slot.id: {"client": slot.client_address, "peer": slot.peer_address,
                            "peers": dict(slot.peer_addresses), "data_dir": str(slot.data_dir)}
                  for slot in layout.nodes}
         data = {"cluster": config.to_dict(), "nodes": nodes, "seed": layout.seed,
-                "admin_token": self._token, "fsync": self.fsync}
+                "admin_token": self._token, "fsync": self.options["fsync"],
+                # On the namespace network the harness's admin calls come from the bridge.
+                "admin_hosts": [layout.harness_host]}
         (layout.run_dir / CLUSTER_FILE).write_text(json.dumps(data, indent=1))
 
     def command(self, node: NodeSlot, layout: ClusterLayout) -> list[str]:

@@ -73,27 +73,28 @@ def test_latency_on_peer_links_delays_replication(tmp_path):
     with Cluster(RefnodeSystem(), 3, tmp_path / "run", seed=12) as cluster:
         leader = wait_for(cluster.leader, WAIT)
         events = Events()
-        nemesis = Nemesis(cluster, [], events.record, seed=12)
-        nemesis.apply("start-latency", {"latency_ms": 200, "jitter_ms": 0})
+        nemesis = Nemesis(cluster, [], events.record, seed=12, requested=["latency"])
+        nemesis.apply("latency", "start-latency", {"latency_ms": 200, "jitter_ms": 0})
         with closing(cluster.client(leader, timeout=5.0)) as client:
             started = time.monotonic()
             assert client.invoke("write", "k", 1)["type"] == "ok"
             assert time.monotonic() - started >= 0.4
-        nemesis.apply("stop-latency", {"of": "start-latency"})
+        nemesis.apply("latency", "stop-latency", {"of": "start-latency"})
         assert not [e for e in events.events if "error" in (e[2] or {})]
 
 
 def test_election_crash_kills_the_winner_and_the_voters_it_has_not_reached(tmp_path):
-    system = RefnodeSystem(election_timeout_min=1.0, election_timeout_max=3.0)
+    system = RefnodeSystem({"election_timeout_min": 1.0, "election_timeout_max": 3.0})
     with Cluster(system, 3, tmp_path / "run", seed=13) as cluster:
         observer = Observer(cluster, tmp_path / "observations.jsonl", _clock).start()
         try:
             events = Events()
-            nemesis = Nemesis(cluster, [], events.record, seed=13, observer=observer)
+            nemesis = Nemesis(cluster, [], events.record, seed=13, observer=observer,
+                              requested=["election-crash"])
             for _ in range(4):          # a round lost to a split vote is skipped: try again
                 old, old_term = wait_for(lambda: _leader(observer), WAIT)
-                nemesis.apply("crash-election", {"latency_ms": 150, "restart_stagger": 0.5,
-                                                 "hold": 0.5})
+                nemesis.apply("election-crash", "crash-election",
+                              {"latency_ms": 150, "restart_stagger": 0.5, "hold": 0.5})
                 done = events.events[-1][2]
                 assert "error" not in done, done
                 assert done["old_leader"] == old and done["term"] > old_term
@@ -101,14 +102,14 @@ def test_election_crash_kills_the_winner_and_the_voters_it_has_not_reached(tmp_p
                 if "skipped" not in done:
                     break
                 assert done["term"] > old_term + 1 and done["down"] == []
-                nemesis.apply("end-election-crash", {"of": "crash-election"})
+                nemesis.apply("election-crash", "end-election-crash", {"of": "crash-election"})
                 wait_for(lambda: len(cluster.running()) == 3, WAIT)
             assert "skipped" not in done, done
             assert done["term"] == old_term + 1 and old not in done["unaware"]
             assert done["down"] == [done["leader"]]
             assert not cluster.process(done["leader"]).running
             assert cluster.process(old).running
-            nemesis.apply("end-election-crash", {"of": "crash-election"})
+            nemesis.apply("election-crash", "end-election-crash", {"of": "crash-election"})
             assert events.events[-1][2]["nodes"] == [done["leader"]]
             wait_for(lambda: len(cluster.running()) == 3, WAIT)
             wait_for(lambda: _leader(observer), WAIT)

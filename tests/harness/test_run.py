@@ -123,8 +123,8 @@ def test_toml_config_and_overrides(tmp_path):
     path.write_text('nodes = 5\nreplication = "sync"\nnemesis = "pause,kill"\n'
                     'time-limit = 12\n')
     spec = from_toml(path, {"nodes": 3})
-    assert (spec.nodes, spec.replication, spec.nemesis, spec.time_limit) == (
-        3, "sync", ("pause", "kill"), 12)
+    assert (spec.nodes, spec.system_options, spec.nemesis, spec.time_limit) == (
+        3, {"replication": "sync"}, ("pause", "kill"), 12)
     path.write_text("colour = 'blue'\n")
     with pytest.raises(SpecError, match="colour"):
         from_toml(path)
@@ -178,7 +178,7 @@ def test_mixes_and_phases_shape_the_load():
 
     from harness.workloads import make_workload
 
-    workload = make_workload("register", 2, "leader", mix={"read": 1, "cas": 3})
+    workload = make_workload("register", 2, mix={"read": 1, "cas": 3})
     rng = Random(1)
     ops = [workload.next_op(rng).f for _ in range(4000)]
     assert set(ops) == {"read", "cas"} and 0.2 < ops.count("read") / len(ops) < 0.3

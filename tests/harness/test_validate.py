@@ -39,7 +39,7 @@ def test_reduced_matrix(case, tmp_path):
 def test_the_matrix_covers_every_planted_bug():
     from refnode.config import BUGS
 
-    assert {c.options.get("bug") for c in MATRIX if c.kind == BUG} == set(BUGS)
+    assert {c.bug for c in MATRIX if c.kind == BUG} == set(BUGS)
     assert len([c for c in MATRIX if c.kind == SAFE]) >= 4
 
 

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness.cluster import free_ports
+from harness.networks.proxy import free_ports
 from harness.processes import Supervisor
 from refnode.client import RefnodeClient
 from refnode.config import ClusterConfig

@@ -1,0 +1,156 @@
+"""What a fault kind is: its options, what it needs, how it plans itself and how it acts.
+
+A fault kind is a class (`Fault`) that declares, before any run:
+- its name and the two actions it records in the history (Jepsen's nemesis `f`s);
+- its options (`harness.options.Option`), read from the test's nemesis options;
+- the adapter capabilities it needs (`harness.systems.base.CAPABILITIES`) and the network
+  features it needs (`harness.networks.base`), so that a run it cannot take is refused before
+  anything starts (`refusal`).
+
+and does three things:
+- `plan`: pure, from the nodes, a seeded generator and the options, the details of one
+  occurrence (which nodes, which shape, which clock rate), saved in the fault schedule;
+- `start`: apply one occurrence to the cluster; returns what was done (targets that depend on
+  the cluster's state, such as the leader, resolved now);
+- `stop`: undo that occurrence, and nothing else.
+
+One instance per kind serves a whole run; occurrences of one kind never overlap (the schedule
+gives each kind one lane), so an instance may keep what it needs to undo its last start.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from harness.options import Option
+
+# Which nodes a node fault picks: one at random, the leader, a minority, a majority, all.
+TARGETS = ("one", "leader", "minority")
+ALL_TARGETS = TARGETS + ("majority", "all")
+TARGETS_OPTION = Option("targets", "str-list", None, "which nodes a fault of nodes picks "
+                        "from (default one, leader, minority)", choices=ALL_TARGETS)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What a run offers its faults: the nodes, the system's capabilities, the network's
+    name and features, and the nemesis options given (checked, by name)."""
+
+    nodes: int
+    capabilities: frozenset[str]
+    network: str
+    network_features: frozenset[str]
+    options: dict[str, Any] = field(default_factory=dict)
+    network_missing: Any = None        # feature -> why the network lacks it (a callable)
+
+    def lacks(self, feature: str) -> str:
+        """Why the network does not offer `feature`."""
+        if self.network_missing is not None:
+            return self.network_missing(feature)
+        return f"the {self.network} network offers no {feature}"
+
+
+@dataclass
+class FaultContext:
+    """What a fault acts on while a run goes: the cluster (processes, network, leader probe),
+    the observer of node statuses (or None), a seeded generator for choices made at apply
+    time, and an event set when the nemesis stops (long faults wait on it)."""
+
+    cluster: Any
+    observer: Any
+    rng: random.Random
+    cancel: threading.Event
+
+    def nodes_of(self, value: dict[str, Any]) -> list[str]:
+        """The nodes a planned value names, the leader resolved now (a random node when
+        there is none, as Jepsen does)."""
+        if value.get("target") == "leader":
+            leader = self.cluster.leader()
+            return [leader] if leader else [self.rng.choice(self.cluster.ids)]
+        return list(value.get("nodes") or [self.rng.choice(self.cluster.ids)])
+
+
+class Fault:
+    """The base of every fault kind (see the module docstring)."""
+
+    name: ClassVar[str] = ""
+    START: ClassVar[str] = ""
+    STOP: ClassVar[str] = ""
+    SUMMARY: ClassVar[str] = ""
+    OPTIONS: ClassVar[tuple[Option, ...]] = ()
+    NEEDS: ClassVar[frozenset[str]] = frozenset()      # adapter capabilities
+    NETWORK: ClassVar[frozenset[str]] = frozenset()    # network features
+    MIN_NODES: ClassVar[int] = 1
+
+    @classmethod
+    def refusal(cls, setting: Setting) -> str | None:
+        """Why this kind cannot run in `setting`, in one line (None: it can)."""
+        for capability in sorted(cls.NEEDS):
+            if capability not in setting.capabilities:
+                return f"the {cls.name} fault needs {_CAPABILITY_WORDS.get(capability, capability)}"
+        for feature in sorted(cls.NETWORK):
+            if feature not in setting.network_features:
+                return f"the {cls.name} fault: {setting.lacks(feature)}"
+        if setting.nodes < cls.MIN_NODES:
+            return f"the {cls.name} fault needs at least {cls.MIN_NODES} nodes"
+        return None
+
+    @classmethod
+    def plan(cls, nodes: list[str], rng: random.Random, options: dict[str, Any],
+             setting: Setting) -> dict[str, Any]:
+        """The details of one occurrence (pure; JSON data)."""
+        raise NotImplementedError
+
+    def start(self, ctx: FaultContext, value: dict[str, Any]) -> dict[str, Any]:
+        """Apply one occurrence; returns `value` with what was done."""
+        raise NotImplementedError
+
+    def stop(self, ctx: FaultContext, started: dict[str, Any],
+             value: dict[str, Any]) -> dict[str, Any]:
+        """Undo the occurrence `started` describes (what `start` returned); returns `value`
+        with what was done."""
+        raise NotImplementedError
+
+
+_CAPABILITY_WORDS = {
+    "leader-probe": "a system that can say which node leads (a leader probe)",
+    "status-probe": "a system that reports each node's role and term (a status probe)",
+    "clock-control": "a system whose clocks the harness can skew (clock control)",
+    "power-loss": "a system that can lose unsynced writes (power loss)",
+}
+
+
+def plan_targets(nodes: list[str], rng: random.Random, options: dict[str, Any],
+                 setting: Setting) -> dict[str, Any]:
+    """A node fault's target, drawn from the `targets` option (by default one, leader,
+    minority; the leader only where the system can say which node leads), with the nodes it
+    resolves to when they do not depend on the cluster's state."""
+    targets = options.get("targets") or [t for t in TARGETS if t != "leader" or
+                                         "leader-probe" in setting.capabilities]
+    target = rng.choice(tuple(targets))
+    out: dict[str, Any] = {"target": target}
+    if target == "one":
+        out["nodes"] = [rng.choice(nodes)]
+    elif target == "minority":
+        out["nodes"] = sorted(rng.sample(nodes, max(1, (len(nodes) - 1) // 2)))
+    elif target == "majority":
+        out["nodes"] = sorted(rng.sample(nodes, len(nodes) // 2 + 1))
+    elif target == "all":
+        out["nodes"] = list(nodes)
+    return out
+
+
+def targets_refusal(name: str, setting: Setting) -> str | None:
+    """A node fault aimed at the leader of a system that cannot say which node leads."""
+    if "leader" in (setting.options.get("targets") or ()) and \
+            "leader-probe" not in setting.capabilities:
+        return f"the {name} fault's target 'leader' needs {_CAPABILITY_WORDS['leader-probe']}"
+    return None
+
+
+def stop_details(value: dict[str, Any]) -> dict[str, Any]:
+    """What a stop step repeats of its start: the target and its nodes."""
+    return {k: v for k, v in value.items() if k in ("target", "nodes")}

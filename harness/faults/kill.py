@@ -1,0 +1,42 @@
+"""kill: SIGKILL nodes (their whole process trees), then start them again with their data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.faults.base import (TARGETS_OPTION, Fault, FaultContext, Setting, plan_targets,
+                                 targets_refusal)
+
+
+class Kill(Fault):
+    name = "kill"
+    START, STOP = "kill", "start"
+    SUMMARY = "SIGKILL nodes, then restart them"
+    OPTIONS = (TARGETS_OPTION,)
+
+    @classmethod
+    def refusal(cls, setting: Setting) -> str | None:
+        return super().refusal(setting) or targets_refusal(cls.name, setting)
+
+    @classmethod
+    def plan(cls, nodes, rng, options, setting) -> dict[str, Any]:
+        return plan_targets(nodes, rng, options, setting)
+
+    def start(self, ctx: FaultContext, value: dict[str, Any]) -> dict[str, Any]:
+        value["nodes"] = ctx.nodes_of(value)
+        for node in value["nodes"]:
+            ctx.cluster.kill(node)
+        return value
+
+    def stop(self, ctx: FaultContext, started: dict[str, Any],
+             value: dict[str, Any]) -> dict[str, Any]:
+        value["nodes"] = restart_down(ctx, started.get("nodes", []))
+        return value
+
+
+def restart_down(ctx: FaultContext, nodes: list[str]) -> list[str]:
+    """Restart those of `nodes` that are down (without waiting for them); returns them."""
+    down = [node for node in nodes if not ctx.cluster.process(node).running]
+    for node in down:
+        ctx.cluster.restart(node, wait=False)
+    return down
