@@ -59,8 +59,6 @@ def main(argv: list[str] | None = None) -> int:
     child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(),
                              start_new_session=True)
     pgid = child.pid
-    sys.stdout.write(f"{child.pid}\n")
-    sys.stdout.flush()
 
     def on_term(signum, frame):  # noqa: ARG001 - signal handler signature
         # No waiting here: the main thread is inside child.wait(), which holds the lock any
@@ -84,7 +82,14 @@ def main(argv: list[str] | None = None) -> int:
         # The harness is gone: nobody is left to stop the command cleanly.
         _kill_group(pgid, signal.SIGKILL)
 
+    # Watching before anything else can fail: the harness may already be gone.
     threading.Thread(target=watch_lifeline, daemon=True).start()
+    try:
+        sys.stdout.write(f"{child.pid}\n")
+        sys.stdout.flush()
+    except OSError:          # the harness died before reading the pid: nobody will stop it
+        _kill_group(pgid, signal.SIGKILL)
+        sys.stdout = open(os.devnull, "w")
     status = child.wait()
     # Whatever the command left behind in its group goes with it.
     _kill_group(pgid, signal.SIGKILL)

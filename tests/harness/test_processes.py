@@ -203,3 +203,58 @@ def test_reaping_leaves_live_harnesses_and_reused_pids_alone(tmp_path, state_dir
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_a_guard_whose_harness_died_before_reading_the_pid_ends_its_command(tmp_path):
+    """The harness can die between starting a guard and reading the command's pid: the
+    guard's first write then fails, and the command must not outlive it."""
+    marker = f"{time.time_ns() % 10 ** 6}.5"          # a sleep no one else runs
+    guard = subprocess.Popen([sys.executable, "-m", "harness.guard", "--", "sleep", marker],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL)
+    guard.stdout.close()             # nobody will read the pid; the lifeline stays open
+
+    def sleepers():
+        return [p for p in psutil.process_iter(["cmdline", "status"])
+                if p.info["cmdline"] == ["sleep", marker]
+                and p.info["status"] != psutil.STATUS_ZOMBIE]
+    try:
+        assert guard.wait(timeout=10) != 0
+        deadline = time.monotonic() + 5
+        while sleepers() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert sleepers() == []
+    finally:
+        for p in sleepers():
+            p.kill()
+        guard.stdin.close()
+        guard.wait()
+
+
+def test_registered_resources_of_a_dead_harness_are_removed(tmp_path, state_dir,
+                                                            monkeypatch):
+    """The reaper hands each resource of a dead harness to the cleaner of its kind, and
+    keeps on record what could not be removed, for the next start."""
+    from harness import registry as registry_module
+
+    removed = []
+    monkeypatch.setattr(registry_module, "_cleaner", lambda kind: (
+        (lambda name: removed.append((kind, name))) if name_ok(kind) else failing))
+
+    def name_ok(kind):
+        return kind != "link"
+
+    def failing(name):
+        raise OSError("busy")
+
+    fake = {"owner": {"pid": 999_999_999, "create_time": 1.0, "name": "harness"},
+            "processes": [], "resources": [["link", "flx1b"], ["netns", "faultline-x1-n1"]]}
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / "999999999-1.json"
+    path.write_text(json.dumps(fake))
+    reap_stale(state_dir)
+    assert removed == [("netns", "faultline-x1-n1")]          # namespaces first
+    assert json.loads(path.read_text())["resources"] == [["link", "flx1b"]]
+    monkeypatch.setattr(registry_module, "_cleaner", lambda kind: removed.append)
+    reap_stale(state_dir)
+    assert not path.exists()

@@ -4,18 +4,27 @@ and the fault schedule as pure data."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from checkers.formats import load_history
 from harness import nemesis
 from harness.runner import run_test
+from harness.networks.netns import has_net_admin
+from harness.registry import STATE_DIR_ENV, reap_stale
 from harness.testspec import SpecError, TestSpec, from_toml
 
 REPO = Path(__file__).resolve().parents[2]
+NEEDS_ROOT = pytest.mark.skipif(not has_net_admin(), reason=(
+    "the namespace network needs root or CAP_NET_ADMIN; this user has neither"))
+BACKENDS = ["proxy", pytest.param("netns", marks=NEEDS_ROOT)]
 
 
 def faultline(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
@@ -130,44 +139,86 @@ def test_toml_config_and_overrides(tmp_path):
         from_toml(path)
 
 
-def test_ctrl_c_ends_the_run_and_every_process_it_started(tmp_path):
-    import signal
-    import time
-
-    import psutil
-
+def _start_run(tmp_path, network: str, state_dir: Path):
+    """A `faultline run` in a process of its own, once its cluster is up: (process, runs
+    directory)."""
     runs = tmp_path / "runs"
+    env = dict(os.environ, **{STATE_DIR_ENV: str(state_dir)})
     proc = subprocess.Popen([sys.executable, "-m", "harness", "run", "--time-limit", "60",
-                             "--runs-dir", str(runs), "--seed", "4"], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--runs-dir", str(runs), "--seed", "4", "--network", network],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        logs = list(runs.glob("*/*/nodes/n1.log"))
+        if logs and "ready" in logs[0].read_text():
+            return proc, runs
+        time.sleep(0.1)
+    proc.kill()
+    pytest.fail("the cluster never came up")
+
+
+def _processes_of(runs: Path) -> list[str]:
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(p.info["cmdline"] or [])
+        if str(runs) in cmdline:
+            found.append(cmdline)
+    return found
+
+
+def _network_leftovers(pid: int) -> list[str]:
+    """Namespaces and links named after a harness's pid (harness.networks.netns)."""
+    from pyroute2 import IPRoute, netns
+
+    found = [n for n in netns.listnetns() if n.startswith(f"faultline-{pid:x}")]
+    with IPRoute() as ipr:
+        found += [link.get_attr("IFLA_IFNAME") for link in ipr.get_links()
+                  if link.get_attr("IFLA_IFNAME").startswith(f"fl{pid:x}")]
+    return found
+
+
+@pytest.mark.parametrize("network", BACKENDS)
+def test_ctrl_c_ends_the_run_and_everything_it_started(tmp_path, network):
+    proc, runs = _start_run(tmp_path, network, tmp_path / "state")
     try:
-        deadline = time.monotonic() + 30
-        log = None
-        while time.monotonic() < deadline:
-            logs = list(runs.glob("*/*/nodes/n1.log"))
-            if logs and "ready" in logs[0].read_text():
-                log = logs[0]
-                break
-            time.sleep(0.1)
-        assert log is not None, "the cluster never came up"
-        run_dir = str(log.parent.parent)
         time.sleep(1.0)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 130
         assert "interrupted" in proc.stderr.read()
-
-        def leftovers():
-            found = []
-            for p in psutil.process_iter(["cmdline"]):
-                cmdline = " ".join(p.info["cmdline"] or [])
-                if run_dir in cmdline:
-                    found.append(cmdline)
-            return found
-
         deadline = time.monotonic() + 10
-        while leftovers() and time.monotonic() < deadline:
+        while _processes_of(runs) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert leftovers() == []
+        assert _processes_of(runs) == []
+        if network == "netns":
+            assert _network_leftovers(proc.pid) == []
+        assert not list((tmp_path / "state" / "live").glob("*.json"))
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@NEEDS_ROOT
+def test_a_sigkilled_netns_run_is_reaped_at_the_next_start(tmp_path):
+    """Nodes die with the harness (their guards' lifelines); the namespaces and links stay
+    until the next harness starts, which removes them as it reaps stale processes."""
+    state = tmp_path / "state"
+    proc, runs = _start_run(tmp_path, "netns", state)
+    try:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while _processes_of(runs) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _processes_of(runs) == []
+        left = _network_leftovers(proc.pid)
+        assert len(left) == 3 + 3 + 1, left          # namespaces, their links, the bridge
+        (registry,) = (state / "live").glob("*.json")
+        assert sorted(name for _, name in json.loads(registry.read_text())["resources"]) == \
+            sorted(left)
+        reap_stale(state / "live")
+        assert _network_leftovers(proc.pid) == []
+        assert not registry.exists()
     finally:
         proc.kill()
         proc.wait()
