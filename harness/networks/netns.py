@@ -55,16 +55,15 @@ T = TypeVar("T")
 
 
 def has_net_admin() -> bool:
-    """Whether this process may create namespaces and links (root, or CAP_NET_ADMIN)."""
-    if os.geteuid() == 0:
-        return True
+    """Whether this process may create namespaces and links: it holds CAP_NET_ADMIN (as root
+    usually does, though not in every container), or is root where that cannot be read."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("CapEff:"):
                 return bool(int(line.split()[1], 16) >> CAP_NET_ADMIN & 1)
     except (OSError, ValueError, IndexError):
         pass
-    return False
+    return os.geteuid() == 0
 
 
 def netem_available() -> bool:

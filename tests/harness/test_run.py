@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -110,6 +111,14 @@ def test_replay_repeats_seed_and_schedule(tmp_path):
     (["--mix", "read:0.5"], "--mix"),
     (["--mix", "add=1"], "no operation 'add'"),
     (["--mix", "read=1", "--cas-share", "0.2"], "not both"),
+    (["--system", "etcd9"], "unknown system 'etcd9'; systems: "),
+    (["--system-opt", "colour=blue"], "unknown option 'colour'"),
+    (["--system-opt", "election_timeout_min=soon"], "election_timeout_min must be a number"),
+    (["--election-timeout-max", "0.1"], "must not be below election_timeout_min"),
+    (["--nemesis-opt", "hold=3"], "hold is for the election-crash fault"),
+    (["--nemesis-opt", "shapes=square"], "shapes must be one of"),
+    (["--network", "carrier-pigeon"], "--network must be one of proxy, netns"),
+    (["--network", "netns", "--nemesis", "latency"], "latency on the netns network needs"),
 ])
 def test_bad_run_options_are_one_line_errors(args, fragment):
     proc = faultline("run", *args)
@@ -118,13 +127,36 @@ def test_bad_run_options_are_one_line_errors(args, fragment):
     assert fragment in proc.stderr.strip().splitlines()[-1]
 
 
+def test_netns_without_privileges_names_the_proxy_network(tmp_path):
+    """Without CAP_NET_ADMIN: where this user has it (root, CI), dropped with setpriv."""
+    drop = []
+    if has_net_admin():
+        if shutil.which("setpriv") is None:
+            pytest.skip("setpriv (util-linux) is needed to drop CAP_NET_ADMIN for this test")
+        drop = ["setpriv", "--bounding-set", "-net_admin", "--inh-caps", "-net_admin"]
+    env = dict(os.environ, **{STATE_DIR_ENV: str(tmp_path / "state")})
+    proc = subprocess.run([*drop, sys.executable, "-m", "harness", "run", "--network",
+                           "netns"], cwd=REPO, capture_output=True, text=True, timeout=60,
+                          env=env)
+    assert proc.returncode == 3, proc.stderr
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "needs root or CAP_NET_ADMIN" in last and "--network proxy" in last
+
+
 def test_run_help_shows_every_option_with_its_default():
     proc = faultline("run", "--help")
     for option in ("--system", "--nodes", "--replication", "--read-mode", "--workload",
                    "--nemesis", "--time-limit", "--concurrency", "--rate", "--seed", "--bug",
-                   "--runs-dir", "--config"):
+                   "--runs-dir", "--config", "--network", "--system-opt", "--nemesis-opt",
+                   "--election-timeout-min"):
         assert option in proc.stdout
-    assert "(default: partition,kill)" in " ".join(proc.stdout.split())
+    text = " ".join(proc.stdout.split())
+    assert "(default: partition,kill)" in text
+    # Every fault option is documented, with its type.
+    for line in ("shapes str-list", "partition_mode str", "targets str-list",
+                 "clock_offsets float-list", "overlap float", "hold float"):
+        assert line in text, line
 
 
 def test_toml_config_and_overrides(tmp_path):
@@ -272,3 +304,46 @@ def test_toml_phases_and_mix(tmp_path):
     path.write_text('[[phases]]\nseconds = 10\nspeed = 3\n')
     with pytest.raises(SpecError, match=r"phases\[1\]: unknown key speed"):
         from_toml(path)
+
+
+def test_toml_system_table_merges_with_the_command_line(tmp_path):
+    path = tmp_path / "etc.toml"
+    path.write_text('[system]\nname = "refnode"\nreplication = "sync"\n'
+                    'election-timeout-max = 1.0\n\n[nemesis_options]\nshapes = ["isolate"]\n')
+    spec = from_toml(path, {"system_options": {"replication": "async"}})
+    assert spec.system == "refnode" and spec.network == "proxy"
+    assert spec.system_options == {"replication": "async", "election_timeout_max": 1.0}
+    assert spec.nemesis_options == {"shapes": ["isolate"]}
+    assert spec.make_system().options["election_timeout_max"] == 1.0
+    path.write_text('[system]\nname = "refnode"\ncolour = "blue"\n')
+    with pytest.raises(SpecError, match="unknown option 'colour'"):
+        from_toml(path)
+    path.write_text('system = "refnode"\nnemesis = "kill"\n[nemesis_options]\nshapes = "x"\n')
+    with pytest.raises(SpecError, match="shapes is for the partition fault"):
+        from_toml(path)
+
+
+def test_a_test_json_from_before_system_options_still_loads():
+    stored = {"name": "refnode-register", "system": "refnode", "nodes": 3,
+              "replication": "sync", "read_mode": "lease", "bug": None,
+              "workload": "register", "nemesis": ["partition"], "nemesis_interval": 5.0,
+              "nemesis_options": {"overlap": True},
+              "system_options": {"election_timeout_max": 1.5}, "seed": 3,
+              "schedule": [{"at": 2.5, "f": "start-partition",
+                            "value": {"shape": "isolate", "mode": "drop"}}]}
+    spec = TestSpec.from_json(stored)
+    assert spec.system_options == {"replication": "sync", "read_mode": "lease",
+                                   "election_timeout_max": 1.5}
+    assert spec.nemesis_options == {"overlap": 0.25}
+    assert spec.make_system().describe() == "sync replication, lease reads"
+
+
+def test_a_fault_that_never_took_effect_is_reported(tmp_path):
+    proc = faultline("run", "--nemesis", "partition", "--nemesis-interval", "10",
+                     "--time-limit", "2", "--seed", "5", "--runs-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "the partition fault never took effect (0 planned)" in " ".join(proc.stdout.split())
+    (run_dir,) = (tmp_path / "refnode-register").iterdir()
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["faults"] == {"partition": {"planned": 0, "applied": 0, "skipped": 0,
+                                               "skip_reasons": [], "errors": []}}

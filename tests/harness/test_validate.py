@@ -1,4 +1,5 @@
-"""The reduced planted-bug matrix: two planted bugs caught, one safe configuration valid.
+"""The reduced planted-bug matrix, on both networks: two planted bugs caught, one safe
+configuration valid.
 
 The full matrix (every bug over five seeds, every safe configuration over ten) is its own
 command: `make validate`.
@@ -8,21 +9,28 @@ from __future__ import annotations
 
 import pytest
 
+from harness.networks.netns import has_net_admin
 from harness.runner import run_test
 from harness.validate import BUG, MATRIX, REDUCED, SAFE, select
 
 TIME_LIMIT = 10.0
 
 
+NETWORKS = ["proxy", pytest.param("netns", marks=pytest.mark.skipif(
+    not has_net_admin(), reason="the namespace network needs root or CAP_NET_ADMIN"))]
+
+
+@pytest.mark.parametrize("network", NETWORKS)
 @pytest.mark.parametrize("case", select(REDUCED), ids=REDUCED)
-def test_reduced_matrix(case, tmp_path):
+def test_reduced_matrix(case, network, tmp_path):
     runs = str(tmp_path / "runs")
     if case.kind == BUG:
         # Real processes and real timing: a bug is given a second seed before it counts as
         # missed (the full matrix asks for 4 of 5).
         verdicts = []
         for seed in (1, 2):
-            result = run_test(case.spec(seed, runs, TIME_LIMIT))
+            result = run_test(case.spec(seed, runs, TIME_LIMIT, network))
+            assert result.results["faults"]["partition"]["applied"] > 0
             verdicts.append(result.valid)
             if result.valid is False:
                 failing = [n for n, c in result.results["checkers"].items()
@@ -31,8 +39,10 @@ def test_reduced_matrix(case, tmp_path):
                 return
         pytest.fail(f"{case.label} was not caught in 2 seeds: {verdicts}")
     assert case.kind == SAFE
-    result = run_test(case.spec(1, runs, TIME_LIMIT))
+    result = run_test(case.spec(1, runs, TIME_LIMIT, network))
     assert result.valid is True, result.results
+    faults = result.results["faults"].values()
+    assert sum(t["applied"] for t in faults) >= 1 and not any(t["errors"] for t in faults)
     assert result.liveness["recovered"]
 
 

@@ -1,0 +1,136 @@
+"""The nemesis over fault objects, against a stand-in cluster: each stop undoes only its own
+fault, a fault that cannot be applied is recorded (history and report), the final heal
+sweeps what is left, and old schedules (without kinds) still replay."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import nemesis, partitions
+from harness.cluster import ClusterError
+from harness.networks.base import DROP, Network
+
+
+class MemoryNetwork(Network):
+    """The bookkeeping of a real backend, applying nothing: what is cut and slowed now."""
+
+    name = "memory"
+
+    def __init__(self, nodes):
+        super().__init__(nodes, ".")
+        self.cut_now: dict = {}
+        self.slowed: set = set()
+
+    def _apply_cuts(self, cuts):
+        self.cut_now = {mode: set(links) for mode, links in cuts.items()}
+
+    def _add_slow(self, change):
+        self.slowed |= {(change.id, link) for link in change.links}
+
+    def _remove_slow(self, change):
+        self.slowed = {(i, link) for i, link in self.slowed if i != change.id}
+
+
+class Process:
+    def __init__(self):
+        self.running, self.paused = True, False
+
+
+class StandInCluster:
+    """Nodes that can be killed, paused and restarted, except those in `broken`."""
+
+    def __init__(self, broken=()):
+        self.ids = ["n1", "n2", "n3"]
+        self.network = MemoryNetwork(self.ids)
+        self.processes = {n: Process() for n in self.ids}
+        self.broken = set(broken)
+
+    def leader(self):
+        return "n1"
+
+    def process(self, node):
+        return self.processes[node]
+
+    def kill(self, node):
+        if node in self.broken:
+            raise ClusterError(f"{node}: cannot be killed")
+        self.processes[node].running = False
+
+    def pause(self, node):
+        self.processes[node].paused = True
+
+    def resume(self, node):
+        self.processes[node].paused = False
+
+    def restart(self, node, wait=True):
+        self.processes[node].running = True
+
+    def down(self):
+        return [n for n in self.ids if not self.processes[n].running]
+
+
+class History:
+    def __init__(self):
+        self.events = []
+
+    def record(self, process, type, f, key=None, value=None, **_):
+        self.events.append((type, f, value))
+
+
+def test_stopping_latency_leaves_an_overlapping_partition():
+    cluster, history = StandInCluster(), History()
+    n = nemesis.Nemesis(cluster, [], history.record, 1, requested=["partition", "latency"])
+    grudge = partitions.describe(partitions.isolate(cluster.ids, "n3"))
+    n.apply("partition", "start-partition", {"shape": "isolate", "mode": DROP,
+                                             "grudge": grudge})
+    n.apply("latency", "start-latency", {"latency_ms": 50, "jitter_ms": 0})
+    assert cluster.network.slowed
+    n.apply("latency", "stop-latency", {"of": "start-latency"})
+    assert not cluster.network.slowed
+    assert cluster.network.cut_now[DROP] == {("n1", "n3"), ("n2", "n3"), ("n3", "n1"),
+                                             ("n3", "n2")}
+    n.apply("partition", "stop-partition", {"of": "start-partition"})
+    assert cluster.network.cut_now[DROP] == set()
+    assert n.report()["latency"]["applied"] == n.report()["partition"]["applied"] == 1
+
+
+def test_a_fault_that_cannot_be_applied_is_recorded_and_counted():
+    cluster, history = StandInCluster(broken={"n2"}), History()
+    schedule = nemesis.plan(("kill",), cluster.ids, 20, 4, seed=3,
+                            options={"targets": ["all"]})
+    n = nemesis.Nemesis(cluster, schedule, history.record, 3, requested=["kill", "pause"])
+    for step in schedule:
+        n.apply(nemesis.kind_of(step), step["f"], step["value"])
+    infos = [value for type, f, value in history.events if type == "info" and f == "kill"]
+    assert infos and all("cannot be killed" in v["error"] for v in infos)
+    # n1 went down before n2 failed; the stop that follows restarts it all the same.
+    assert cluster.down() == []
+    report = n.report()
+    assert report["kill"]["planned"] == len(infos) and report["kill"]["applied"] == 0
+    assert len(report["kill"]["errors"]) == len(infos)
+    assert report["pause"] == {"planned": 0, "applied": 0, "skipped": 0, "skip_reasons": [],
+                               "errors": []}
+
+
+def test_heal_all_stops_each_fault_then_sweeps():
+    cluster, history = StandInCluster(), History()
+    n = nemesis.Nemesis(cluster, [], history.record, 1, requested=["pause", "partition"])
+    n.apply("pause", "pause", {"target": "one", "nodes": ["n2"]})
+    n.apply("partition", "start-partition", {"shape": "one-way", "mode": DROP,
+                                             "grudge": {"n2": ["n1"]}})
+    cluster.kill("n3")                      # down for a reason no fault knows
+    n.heal_all()
+    assert not cluster.process("n2").paused and cluster.down() == []
+    assert cluster.network.active() == []
+    stops = [(f, v) for type, f, v in history.events if type == "info"][-3:]
+    assert [f for f, _ in stops] == ["resume", "stop-partition", "heal"]
+    assert stops[-1][1]["restarted"] == ["n3"] and stops[-1][1]["resumed"] == []
+    assert n.active == {}
+
+
+def test_schedules_stored_before_steps_named_their_kind_still_replay():
+    assert nemesis.kind_of({"f": "kill", "value": {}}) == "kill"
+    assert nemesis.kind_of({"f": "start", "value": {"of": "power-loss"}}) == "power-loss"
+    assert nemesis.kind_of({"f": "start", "value": {"of": "kill"}}) == "kill"
+    with pytest.raises(ValueError, match="unknown nemesis action"):
+        nemesis.kind_of({"f": "meteor", "value": {}})
