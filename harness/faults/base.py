@@ -154,3 +154,19 @@ def targets_refusal(name: str, setting: Setting) -> str | None:
 def stop_details(value: dict[str, Any]) -> dict[str, Any]:
     """What a stop step repeats of its start: the target and its nodes."""
     return {k: v for k, v in value.items() if k in ("target", "nodes")}
+
+
+class NodeFault(Fault):
+    """A fault that acts on nodes chosen by the `targets` option (kill, pause, clock,
+    power loss): it plans a target, and refuses the leader where nobody can find it."""
+
+    OPTIONS: ClassVar[tuple[Option, ...]] = (TARGETS_OPTION,)
+
+    @classmethod
+    def refusal(cls, setting: Setting) -> str | None:
+        return super().refusal(setting) or targets_refusal(cls.name, setting)
+
+    @classmethod
+    def plan(cls, nodes: list[str], rng: random.Random, options: dict[str, Any],
+             setting: Setting) -> dict[str, Any]:
+        return plan_targets(nodes, rng, options, setting)

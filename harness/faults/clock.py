@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.faults.base import (TARGETS_OPTION, Fault, FaultContext, Setting, plan_targets,
-                                 targets_refusal)
+from harness.faults.base import TARGETS_OPTION, FaultContext, NodeFault
 from harness.options import Option
 
 CLOCK_RATES = (1.0, 0.8, 1.25)
 CLOCK_OFFSETS = (-2.0, 2.0)
 
 
-class Clock(Fault):
+class Clock(NodeFault):
     name = "clock"
     START, STOP = "skew-clock", "reset-clock"
     SUMMARY = "skew and drift nodes' clocks, then reset them"
@@ -26,12 +25,8 @@ class Clock(Fault):
     NEEDS = frozenset({"clock-control"})
 
     @classmethod
-    def refusal(cls, setting: Setting) -> str | None:
-        return super().refusal(setting) or targets_refusal(cls.name, setting)
-
-    @classmethod
     def plan(cls, nodes, rng, options, setting) -> dict[str, Any]:
-        out = plan_targets(nodes, rng, options, setting)
+        out = super().plan(nodes, rng, options, setting)
         low, high = options.get("clock_offsets") or CLOCK_OFFSETS
         out["offset"] = round(rng.uniform(low, high), 3)
         out["rate"] = round(rng.choice(tuple(options.get("clock_rates") or CLOCK_RATES)), 3)

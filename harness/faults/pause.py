@@ -4,23 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.faults.base import (TARGETS_OPTION, Fault, FaultContext, Setting, plan_targets,
-                                 targets_refusal)
+from harness.faults.base import FaultContext, NodeFault
 
 
-class Pause(Fault):
+class Pause(NodeFault):
     name = "pause"
     START, STOP = "pause", "resume"
     SUMMARY = "SIGSTOP nodes, then SIGCONT them"
-    OPTIONS = (TARGETS_OPTION,)
-
-    @classmethod
-    def refusal(cls, setting: Setting) -> str | None:
-        return super().refusal(setting) or targets_refusal(cls.name, setting)
-
-    @classmethod
-    def plan(cls, nodes, rng, options, setting) -> dict[str, Any]:
-        return plan_targets(nodes, rng, options, setting)
 
     def start(self, ctx: FaultContext, value: dict[str, Any]) -> dict[str, Any]:
         value["nodes"] = ctx.nodes_of(value)

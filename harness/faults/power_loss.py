@@ -4,25 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.faults.base import (TARGETS_OPTION, Fault, FaultContext, Setting, plan_targets,
-                                 targets_refusal)
+from harness.faults.base import FaultContext, NodeFault
 from harness.faults.kill import restart_down
 
 
-class PowerLoss(Fault):
+class PowerLoss(NodeFault):
     name = "power-loss"
     START, STOP = "power-loss", "start"
     SUMMARY = "kill nodes and lose what they had not synced, then restart them"
-    OPTIONS = (TARGETS_OPTION,)
     NEEDS = frozenset({"power-loss"})
-
-    @classmethod
-    def refusal(cls, setting: Setting) -> str | None:
-        return super().refusal(setting) or targets_refusal(cls.name, setting)
-
-    @classmethod
-    def plan(cls, nodes, rng, options, setting) -> dict[str, Any]:
-        return plan_targets(nodes, rng, options, setting)
 
     def start(self, ctx: FaultContext, value: dict[str, Any]) -> dict[str, Any]:
         value["nodes"] = ctx.nodes_of(value)

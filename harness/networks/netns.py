@@ -10,10 +10,11 @@ harness creates in its own namespace; clients connect from there, through the br
     faultline-<tag>-n2:  eth0 10.213.X.3/24  ...
 
 A cut link (src, dst) is a packet filter in dst's namespace (an nftables rule on its input
-hook) that drops, or refuses (an ICMP port-unreachable, so connections are refused), whatever comes from src's address: Jepsen's
-iptables partitions, where a grudge drops traffic from the listed sources. Dropping packets
-from src breaks TCP both ways between the two (neither side's handshake completes), as it does
-under Jepsen. Clients are never cut: the filters match node addresses only.
+hook) that drops whatever comes from src's address, or refuses it (an ICMP port unreachable,
+so connections are refused): Jepsen's iptables partitions, where a grudge drops traffic from
+the listed sources. Dropping packets from src breaks TCP both ways between the two (neither
+side's handshake completes), as it does under Jepsen. Clients are never cut: the filters
+match node addresses only.
 
 Addresses come from 10.213.0.0/16, one /24 per cluster, chosen under a lock among those no
 interface of the root namespace uses. Everything is named after the cluster's tag (the

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from harness.options import Option, OptionError
-from harness.systems.base import Adapter, ClusterLayout, NodeSlot
+from harness import store
+from harness.systems.base import Adapter, Availability, ClusterLayout, NodeSlot
 from refnode.client import RefnodeClient
 from refnode.config import BUGS, READ_MODES, REPLICATION_MODES, ClusterConfig
 from refnode.wal import WalError, power_loss
@@ -116,6 +117,12 @@ class RefnodeSystem(Adapter):
         except ValueError as exc:
             raise OptionError(f"refnode: {exc}") from None
         self._token: str | None = None
+
+    @classmethod
+    def availability(cls) -> Availability:
+        """refnode ships with faultline: always here, at faultline's version."""
+        return Availability(True, version=store.versions()["faultline"],
+                            detail="python -m refnode")
 
     @classmethod
     def label(cls, options: Mapping[str, Any]) -> str:

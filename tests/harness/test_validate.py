@@ -67,3 +67,17 @@ def test_the_hardest_planted_bugs_are_caught_by_their_checker(label, checker, tm
         if outcomes[-1] is False:
             return
     pytest.fail(f"{label} was not caught by {checker} in 2 seeds: {outcomes}")
+
+
+@pytest.mark.skipif(not has_net_admin(), reason="the namespace network needs root")
+def test_a_case_the_network_cannot_take_is_refused_when_named():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    proc = subprocess.run([sys.executable, "-m", "harness", "validate", "--network", "netns",
+                           "no-fencing"], cwd=Path(__file__).resolve().parents[2],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "no-fencing: " in last and "slow_link_ms" in last and "netns" in last
