@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness import partitions  # noqa: E402
 from harness.cluster import Cluster  # noqa: E402
-from harness.networks.netns import has_net_admin  # noqa: E402
+from harness.networks.netns import may_make_namespaces  # noqa: E402
 from harness.runner import run_test  # noqa: E402
 from harness.systems.refnode import RefnodeSystem  # noqa: E402
 from harness.testspec import TestSpec  # noqa: E402
@@ -113,7 +113,7 @@ def main() -> None:
     seconds = 5.0 if args.quick else 10.0
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
-        networks = ["proxy"] + (["netns"] if has_net_admin() else [])
+        networks = ["proxy"] + (["netns"] if may_make_namespaces() else [])
         for network in networks:
             start_and_partition(tmp, 2 if args.quick else 5, network)
         direct = direct_rate(tmp, 16, seconds)

@@ -97,15 +97,15 @@ class Cluster:
             time.sleep(0.02)
 
     def close(self) -> None:
-        """End every node, then remove the network (idempotent)."""
+        """End every node, then remove the network (idempotent). The registry goes last, and
+        only when everything is gone: what could not be removed stays on record, and the
+        next harness to start reaps it."""
         if self.supervisor is not None:
             self.supervisor.close(keep_registry=True)
-        try:
-            if self.network is not None:
-                self.network.close()
-        finally:
-            if self.supervisor is not None:
-                self.supervisor.registry.close()
+        if self.network is not None:
+            self.network.close()
+        if self.supervisor is not None:
+            self.supervisor.registry.close()
 
     def __enter__(self) -> "Cluster":
         return self.start() if self.layout is None else self

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable
 
 from harness.faults import KINDS, FaultContext, Setting
 from harness.faults.base import stop_details
-from harness.options import Option, OptionError
+from harness.options import Option, OptionError, parse_assignments
 
 OVERLAP = Option("overlap", "float", None, "run faults of different kinds at once: each kind "
                  "its own cycle, started this fraction of an interval after the previous "
@@ -62,6 +62,23 @@ def resolve_options(kinds: Iterable[str], given: dict[str, Any],
             value = DEFAULT_OVERLAP if value else None     # `overlap = true` in TOML
         checked[name] = mine[name].check(value, f"{flag} ")
     return checked
+
+
+def parse_options(texts: Iterable[str], flag: str = "--nemesis-opt") -> dict[str, Any]:
+    """`['shapes=isolate,halves', 'overlap=true']` from the command line, typed by the
+    declarations of every fault kind (`overlap=true` stands for the default stagger, as
+    `overlap = true` does in a TOML file)."""
+    texts = list(texts)
+    plain = [t for t in texts if t.partition("=")[0].strip() != OVERLAP.name]
+    values = parse_assignments(plain, declared_options().values(), flag)
+    for text in texts:
+        if text.partition("=")[0].strip() == OVERLAP.name:
+            word = text.partition("=")[2].strip().lower()
+            if word in ("true", "false"):
+                values[OVERLAP.name] = word == "true"
+            else:
+                values[OVERLAP.name] = OVERLAP.parse(word, f"{flag} ")
+    return values
 
 
 def full_setting(nodes: int) -> Setting:
@@ -200,21 +217,34 @@ class Nemesis:
         c = self.cluster
         self.record("nemesis", "invoke", HEAL, value={"final": True})
         found: dict[str, Any] = {"final": True}
-        try:
-            left = c.network.active()
-            if left:
-                found["network"] = [link for change in left for link in change.describe()]
-            c.network.heal()
-            found["resumed"] = [n for n in c.ids if c.process(n).paused]
-            for node in found["resumed"]:
-                c.resume(node)
-            found["restarted"] = c.down()
-            for node in found["restarted"]:
-                c.restart(node, wait=False)
-        except Exception as exc:
-            found["error"] = f"{type(exc).__name__}: {exc}"
+        steps = [self._heal_network, self._resume_paused, self._restart_down,
+                 *(lambda f=fault: f.heal(self.ctx) for fault in self.faults.values())]
+        for step in steps:          # each tried, whatever the one before it did
+            try:
+                found.update(step())
+            except Exception as exc:
+                found.setdefault("errors", []).append(f"{type(exc).__name__}: {exc}")
+        self.ctx.holds.clear()
         self.record("nemesis", "info", HEAL, value=found)
         self.active.clear()
+
+    def _heal_network(self) -> dict[str, Any]:
+        network = self.cluster.network
+        left = [link for change in network.active() for link in change.describe()]
+        network.heal()
+        return {"network": left} if left else {}
+
+    def _resume_paused(self) -> dict[str, Any]:
+        paused = [n for n in self.cluster.ids if self.cluster.process(n).paused]
+        for node in paused:
+            self.cluster.resume(node)
+        return {"resumed": paused}
+
+    def _restart_down(self) -> dict[str, Any]:
+        down = self.cluster.down()
+        for node in down:
+            self.cluster.restart(node, wait=False)
+        return {"restarted": down}
 
     def report(self) -> dict[str, dict[str, Any]]:
         """Per fault kind: how many occurrences were planned, applied, skipped (with why),

@@ -91,11 +91,13 @@ class Option:
         return where.rstrip() if where.rstrip().endswith(self.flag) else f"{where}{self.name}"
 
     def describe(self) -> str:
-        """'name: type, default X, one of a|b: help', for tables and --help."""
+        """'type, one of a|b, default X: help', for tables and --help (an option without a
+        default says in its help what happens when it is not given)."""
         parts = [self.type]
         if self.choices:
             parts.append("one of " + "|".join(str(c) for c in self.choices))
-        parts.append(f"default {format_value(self.default)}")
+        if self.default is not None:
+            parts.append(f"default {format_value(self.default)}")
         return f"{', '.join(parts)}: {self.help}" if self.help else ", ".join(parts)
 
     def _check_scalar(self, value: Any, where: str) -> Any:

@@ -65,8 +65,14 @@ class GuardedProcess:
         self._guard = guard
         line = _read_line(guard.stdout, START_TIMEOUT)
         if not line.strip().isdigit():
-            guard.kill()
-            guard.wait()
+            # Cutting the lifeline first: a guard that did start the command ends it.
+            guard.stdin.close()
+            try:
+                guard.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                guard.kill()
+                guard.wait()
+            guard.stdout.close()
             raise ProcessError(f"{self.name}: could not start {self.argv[0]!r}; see "
                                f"{self.log_path}")
         self.pid = int(line)

@@ -74,8 +74,11 @@ class Registry:
     own); thread-safe; removed by `close()`."""
 
     def __init__(self, directory: Path | None = None):
-        self.path = (directory or state_dir()) / f"{os.getpid()}-{next(_numbers)}.json"
         self._owner = Recorded.of(os.getpid(), "harness")
+        # The owner's start time in the name: a new harness with a dead one's pid must not
+        # overwrite a record the reaper has kept.
+        self.path = (directory or state_dir()) / (
+            f"{os.getpid()}-{int(self._owner.create_time * 1000)}-{next(_numbers)}.json")
         self._processes: dict[int, Recorded] = {}
         self._resources: list[tuple[str, str]] = []
         self._lock = threading.Lock()
@@ -117,12 +120,16 @@ class Registry:
             self.path.unlink(missing_ok=True)
 
     def _write(self) -> None:
-        data = {"owner": vars(self._owner),
-                "processes": [vars(p) for p in self._processes.values()],
-                "resources": [list(r) for r in self._resources]}
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, self.path)
+        _write_atomically(self.path, {"owner": vars(self._owner),
+                                      "processes": [vars(p) for p in self._processes.values()],
+                                      "resources": [list(r) for r in self._resources]})
+
+
+def _write_atomically(path: Path, data: dict) -> None:
+    """A reader (another harness reaping) never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
 
 
 def reap_stale(directory: Path | None = None) -> list[Recorded]:
@@ -159,7 +166,7 @@ def reap_stale(directory: Path | None = None) -> list[Recorded]:
                 left.append((kind, name))
         if left:
             data.update(processes=[], resources=[list(r) for r in left])
-            path.write_text(json.dumps(data))
+            _write_atomically(path, data)
         else:
             path.unlink(missing_ok=True)
     return reaped

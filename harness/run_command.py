@@ -80,11 +80,11 @@ def register(sub, argv: list[str] | None = None) -> None:
                    metavar="NAME=VALUE", help="an option of the faults (repeatable; lists "
                    "comma-separated), listed below")
     _add_system_flags(p, _system_named(argv if argv is not None else sys.argv[1:]))
-    faults = p.add_argument_group(
+    # Listed in the group's description: the group has no flags of its own.
+    p.add_argument_group(
         "fault options (--nemesis-opt NAME=VALUE, or [nemesis_options] in a --config file)",
         "\n".join(f"  {name:<16} {option.describe()}"
                    for name, option in sorted(nemesis_module.declared_options().items())))
-    del faults
     p.set_defaults(handler=run)
 
     r = sub.add_parser("replay", help="run a stored test again: same seed, same faults",
@@ -165,8 +165,7 @@ def spec_from_args(args: argparse.Namespace) -> TestSpec:
                             for name, text in flags.items()})
             given["system_options"] = options
         if args.nemesis_opt:
-            given["nemesis_options"] = parse_assignments(
-                args.nemesis_opt, nemesis_module.declared_options().values(), "--nemesis-opt")
+            given["nemesis_options"] = nemesis_module.parse_options(args.nemesis_opt)
     except (systems.UnknownSystem, systems.BrokenAdapter, OptionError) as exc:
         raise SpecError(str(exc)) from None
     if args.config is not None:

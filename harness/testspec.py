@@ -123,7 +123,8 @@ class TestSpec:
         if self.name is None:
             label = adapter.label(self.system_options)
             self.name = f"{self.system}-{self.workload}" + (f"-{label}" if label else "")
-        if not self.name or "/" in self.name or self.name.startswith("."):
+        if not isinstance(self.name, str) or not self.name or "/" in self.name or \
+                self.name.startswith("."):
             raise SpecError(f"--name must be a plain file name, got {self.name!r}")
         return self
 
@@ -167,11 +168,30 @@ class TestSpec:
         except OptionError as exc:
             raise SpecError(str(exc)) from None
         setting = self.setting()
-        for kind in self.nemesis:
+        for kind in dict.fromkeys([*self.nemesis, *self._scheduled_kinds()]):
             refusal = faults.KINDS[kind].refusal(setting)
             if refusal:
                 raise SpecError(f"--nemesis {kind}: {refusal} ({self.system} on the "
                                 f"{self.network} network)")
+
+    def _scheduled_kinds(self) -> list[str]:
+        """The fault kinds a stored schedule (a replay's) applies; SpecError for a step that
+        is not one."""
+        if self.schedule is None:
+            return []
+        if not isinstance(self.schedule, list):
+            raise SpecError(f"schedule must be a list of steps, got {self.schedule!r}")
+        kinds = []
+        for number, step in enumerate(self.schedule):
+            try:
+                kind = nemesis_module.kind_of(step)
+                if kind not in NEMESES or not isinstance(step["value"], dict):
+                    raise ValueError(f"unknown fault kind {kind!r}")
+                float(step["at"])
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise SpecError(f"schedule[{number}]: not a fault step ({exc})") from None
+            kinds.append(kind)
+        return kinds
 
     def phase_at(self, elapsed: float) -> tuple[float, dict | None]:
         """(rate, mix) of the client load `elapsed` seconds into the test: the phase's own,
@@ -191,8 +211,16 @@ class TestSpec:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "TestSpec":
-        """A spec from JSON data (test.json's "test" object); SpecError for unknown fields."""
-        return build(data, "test.json")
+        """A spec from JSON data (test.json's "test" object); SpecError for unknown fields.
+        Files written before fault options belonged to fault kinds may hold options of kinds
+        the test did not run, which never had an effect: they are dropped."""
+        values = dict(data)
+        kinds = parse_nemesis(values.get("nemesis", cls.nemesis))
+        if isinstance(values.get("nemesis_options"), dict):
+            mine = nemesis_module.declared_options(kinds)
+            values["nemesis_options"] = {k: v for k, v in values["nemesis_options"].items()
+                                         if k in mine}
+        return build(values, "test.json")
 
 
 def build(data: dict[str, Any], where: str) -> TestSpec:
@@ -204,21 +232,21 @@ def build(data: dict[str, Any], where: str) -> TestSpec:
     (refnode's `replication`, `read_mode`, `bug` in files written before systems had options
     of their own) is taken as a system option."""
     names = {f.name for f in dataclasses.fields(TestSpec)}
-    values = _system_table(data)
+    values = _system_table(data, where)
     system = values.get("system", DEFAULT_SYSTEM)
     options = dict(values.get("system_options") or {})
     if not isinstance(system, str):
         raise SpecError(f"{where}: system must be a name, got {system!r}")
     values["system"] = system
     try:
-        declared = {o.name for o in systems.find(system).OPTIONS}
+        adapter = systems.find(system)
     except (systems.UnknownSystem, systems.BrokenAdapter) as exc:
         raise SpecError(f"{where}: {exc}") from None
-    for key in sorted(set(values) - names):
-        if key in declared and values[key] is not None:
-            options.setdefault(key, values[key])
-        if key in declared:
-            del values[key]
+    declared = {o.name for o in adapter.OPTIONS}
+    moved = {key: values.pop(key) for key in sorted(set(values) - names) if key in declared}
+    legacy = adapter.legacy_options({k: v for k, v in moved.items() if v is not None},
+                                    values.get("workload", TestSpec.workload))
+    options = {**legacy, **options}
     unknown = sorted(set(values) - names)
     if unknown:
         raise SpecError(f"{where}: unknown option {', '.join(unknown)}; options: "
@@ -246,10 +274,14 @@ def parse_nemesis(value: Any) -> tuple[str, ...]:
     return tuple(parts)
 
 
-def _system_table(data: dict[str, Any]) -> dict[str, Any]:
+def _system_table(data: dict[str, Any], where: str) -> dict[str, Any]:
     """`system = {name = "refnode", replication = "sync"}` as system = "refnode" and those
     options in system_options (beside any given there)."""
     values = dict(data)
+    for table in ("system_options", "nemesis_options"):
+        if values.get(table) is not None and not isinstance(values[table], dict):
+            raise SpecError(f"{where}: {table} must be a table of names and values, got "
+                            f"{values[table]!r}")
     if isinstance(values.get("system"), dict):
         table = dict(values["system"])
         values["system"] = table.pop("name", DEFAULT_SYSTEM)
@@ -270,7 +302,7 @@ def from_toml(path: Path, overrides: dict[str, Any] | None = None) -> TestSpec:
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path}: not valid TOML: {exc}") from None
     data = {k.replace("-", "_"): v for k, v in data.items()}
-    data = _system_table(data)
+    data = _system_table(data, str(path))
     overrides = dict(overrides or {})
     # Options of the system and of the faults merge with the file's, name by name.
     for table in ("system_options", "nemesis_options"):

@@ -42,15 +42,18 @@ class Store:
         self.version = 0
         self.lock = threading.Lock()
         path = data_dir / LOG
+        kept = 0                            # bytes of whole records
         if path.exists():
-            for line in path.read_text().splitlines():
+            for line in path.read_bytes().splitlines(keepends=True):
                 try:
                     key, value = json.loads(line)
                 except ValueError:          # a torn last line: never acknowledged
                     break
+                kept += len(line)
                 self.version += 1
                 self.values[key] = (value, self.version)
         self.log = open(path, "a")
+        self.log.truncate(kept)             # new records go after the last whole one
 
     def handle(self, request: dict) -> dict:
         op, key, value = request.get("op"), request.get("key"), request.get("value")
@@ -130,6 +133,7 @@ class TinyKvClient:
 
     def close(self) -> None:
         if self.sock is not None:
+            self.file.close()
             self.sock.close()
             self.sock = None
 

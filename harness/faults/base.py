@@ -63,6 +63,27 @@ class FaultContext:
     observer: Any
     rng: random.Random
     cancel: threading.Event
+    # node -> the fault kinds keeping it down: a fault that ends restarts only the nodes no
+    # other fault still keeps down.
+    holds: dict[str, set[str]] = field(default_factory=dict)
+
+    def hold(self, kind: str, nodes: list[str]) -> None:
+        """`kind` keeps `nodes` down until it releases them."""
+        for node in nodes:
+            self.holds.setdefault(node, set()).add(kind)
+
+    def restart_released(self, kind: str, nodes: list[str]) -> list[str]:
+        """Release `kind`'s hold on `nodes` and restart (without waiting) those that are
+        down and held by no other fault; returns them."""
+        free = []
+        for node in nodes:
+            held = self.holds.get(node, set())
+            held.discard(kind)
+            if not held and not self.cluster.process(node).running:
+                free.append(node)
+        for node in free:
+            self.cluster.restart(node, wait=False)
+        return free
 
     def nodes_of(self, value: dict[str, Any]) -> list[str]:
         """The nodes a planned value names, the leader resolved now (a random node when
@@ -113,6 +134,11 @@ class Fault:
         """Undo the occurrence `started` describes (what `start` returned); returns `value`
         with what was done."""
         raise NotImplementedError
+
+    def heal(self, ctx: FaultContext) -> dict[str, Any]:
+        """At the end of the run, after the nodes are resumed and restarted: undo whatever
+        of this kind's doing is still in place (a stop that failed); returns what it did."""
+        return {}
 
 
 _CAPABILITY_WORDS = {

@@ -32,17 +32,44 @@ class Clock(NodeFault):
         out["rate"] = round(rng.choice(tuple(options.get("clock_rates") or CLOCK_RATES)), 3)
         return out
 
+    def __init__(self):
+        self._skewed: dict[str, int | None] = {}    # node -> the process that was skewed
+
     def start(self, ctx: FaultContext, value: dict[str, Any]) -> dict[str, Any]:
         value["nodes"] = ctx.nodes_of(value)
         for node in value["nodes"]:
+            self._skewed[node] = ctx.cluster.process(node).pid
             ctx.cluster.set_clock(node, value["offset"], value["rate"])
         return value
 
     def stop(self, ctx: FaultContext, started: dict[str, Any],
              value: dict[str, Any]) -> dict[str, Any]:
-        # A node that is down now restarts with a true clock anyway.
-        value["nodes"] = [n for n in started.get("nodes", [])
-                          if ctx.cluster.process(n).running]
-        for node in value["nodes"]:
-            ctx.cluster.set_clock(node, 0.0, 1.0)
+        value["nodes"] = self._reset(ctx, started.get("nodes", []))
         return value
+
+    def heal(self, ctx: FaultContext) -> dict[str, Any]:
+        """Reset the clocks a stop could not (a node paused at the time, say)."""
+        return {"reset_clocks": self._reset(ctx, list(self._skewed))} if self._skewed else {}
+
+    def _reset(self, ctx: FaultContext, nodes: list[str]) -> list[str]:
+        """Reset each node's clock; a node restarted since it was skewed has a true clock
+        already. Every node is tried; the first error is raised after (and its node stays
+        on the list for `heal`)."""
+        done, errors = [], []
+        for node in nodes:
+            process = ctx.cluster.process(node)
+            if node not in self._skewed:
+                continue
+            if not process.running or process.pid != self._skewed[node]:
+                del self._skewed[node]
+                continue
+            try:
+                ctx.cluster.set_clock(node, 0.0, 1.0)
+            except Exception as exc:
+                errors.append(exc)
+                continue
+            del self._skewed[node]
+            done.append(node)
+        if errors:
+            raise errors[0]
+        return done

@@ -77,6 +77,7 @@ class ElectionCrash(Fault):
         old_node, old_term = old
         self._change = c.network.slow(c.network.peer_links(), value["latency_ms"])
         value["links"] = self._change.describe()
+        ctx.hold(self.name, [old_node])
         c.kill(old_node)
         value.update(old_leader=old_node, old_term=old_term, down=[old_node])
 
@@ -94,22 +95,22 @@ class ElectionCrash(Fault):
             # A split vote went first: the old leader's next campaign is in a term already
             # past, so this round cannot show a forgotten vote.
             value["skipped"] = f"elected in term {term} after a split vote"
-            c.restart(old_node, wait=False)
+            ctx.restart_released(self.name, [old_node])
             value["down"] = []
             return value
         unaware = sorted(n for n, st in observer.latest().items()
                          if n not in (winner, old_node) and st is not None
                          and (st.get("last_log_term") or 0) < term)
+        ctx.hold(self.name, unaware + [winner])
         for node in unaware + [winner]:
             c.kill(node)
         value.update(unaware=unaware, down=[winner])
-        c.restart(old_node, wait=False)
+        ctx.restart_released(self.name, [old_node])
         self._hold_until = time.monotonic() + value["restart_stagger"] + value["hold"]
         if ctx.cancel.wait(value["restart_stagger"]):
             value["down"] += unaware
             return value
-        for node in unaware:
-            c.restart(node, wait=False)
+        ctx.restart_released(self.name, unaware)
         return value
 
     def stop(self, ctx: FaultContext, started: dict[str, Any],
@@ -120,7 +121,5 @@ class ElectionCrash(Fault):
         if self._change is not None:
             c.network.undo(self._change)
             self._change = None
-        value["nodes"] = [n for n in started.get("down", []) if not c.process(n).running]
-        for node in value["nodes"]:
-            c.restart(node, wait=False)
+        value["nodes"] = ctx.restart_released(self.name, started.get("down", []))
         return value

@@ -14,19 +14,12 @@ class Kill(NodeFault):
 
     def start(self, ctx: FaultContext, value: dict[str, Any]) -> dict[str, Any]:
         value["nodes"] = ctx.nodes_of(value)
+        ctx.hold(self.name, value["nodes"])
         for node in value["nodes"]:
             ctx.cluster.kill(node)
         return value
 
     def stop(self, ctx: FaultContext, started: dict[str, Any],
              value: dict[str, Any]) -> dict[str, Any]:
-        value["nodes"] = restart_down(ctx, started.get("nodes", []))
+        value["nodes"] = ctx.restart_released(self.name, started.get("nodes", []))
         return value
-
-
-def restart_down(ctx: FaultContext, nodes: list[str]) -> list[str]:
-    """Restart those of `nodes` that are down (without waiting for them); returns them."""
-    down = [node for node in nodes if not ctx.cluster.process(node).running]
-    for node in down:
-        ctx.cluster.restart(node, wait=False)
-    return down

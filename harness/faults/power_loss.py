@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from harness.faults.base import FaultContext, NodeFault
-from harness.faults.kill import restart_down
 
 
 class PowerLoss(NodeFault):
@@ -16,10 +15,11 @@ class PowerLoss(NodeFault):
 
     def start(self, ctx: FaultContext, value: dict[str, Any]) -> dict[str, Any]:
         value["nodes"] = ctx.nodes_of(value)
+        ctx.hold(self.name, value["nodes"])
         value["cut"] = [ctx.cluster.power_loss(node) for node in value["nodes"]]
         return value
 
     def stop(self, ctx: FaultContext, started: dict[str, Any],
              value: dict[str, Any]) -> dict[str, Any]:
-        value["nodes"] = restart_down(ctx, started.get("nodes", []))
+        value["nodes"] = ctx.restart_released(self.name, started.get("nodes", []))
         return value

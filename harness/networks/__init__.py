@@ -4,8 +4,9 @@
   driven through the Toxiproxy HTTP API; unprivileged. Each node is told its own address for
   each peer, so this suits systems that take one (refnode).
 - `netns` (`harness.networks.netns`): each node in a Linux network namespace of its own, with
-  its own address on a bridge; faults are packet filters inside the namespaces. Needs root or
-  CAP_NET_ADMIN; suits real systems whose members all dial one shared address per peer.
+  its own address on a bridge; faults are packet filters inside the namespaces. Needs root
+  (CAP_SYS_ADMIN and CAP_NET_ADMIN); suits real systems whose members all dial one shared
+  address per peer.
 """
 
 from __future__ import annotations

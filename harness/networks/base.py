@@ -64,8 +64,9 @@ class Network:
     """The base of the backends: bookkeeping of changes; the subclass applies them.
 
     Subclasses implement `start`, `_apply_cuts` (make the links cut in each mode exactly
-    the given sets), `_add_slow`/`_remove_slow` and `close`, and set `name`,
-    `harness_host` and `features`."""
+    the given sets, keeping track of what is really applied even when a step fails, so that
+    the next call mends it), `_add_slow`/`_remove_slow` (which must tolerate links without
+    the slowdown) and `close`, and set `name`, `harness_host` and `features`."""
 
     name: ClassVar[str] = ""
     harness_host: str = "127.0.0.1"     # where the harness's connections come from
@@ -107,22 +108,34 @@ class Network:
     # --- changes ---------------------------------------------------------------------------
 
     def cut(self, grudge: Mapping[str, Iterable[str]], mode: str = DROP) -> Change:
-        """Cut every directed link the grudge names: silently (DROP) or loudly (REFUSE)."""
+        """Cut every directed link the grudge names: silently (DROP) or loudly (REFUSE).
+        A cut that fails is not in force: what of it was applied is taken back (as far as
+        that can be done) before the error is raised."""
         if mode not in MODES:
             raise ValueError(f"partition mode must be {DROP!r} or {REFUSE!r}, got {mode!r}")
         with self._lock:
             change = Change(next(self._ids), "cut", sorted(grudge_links(grudge)),
                             {"mode": mode})
             self._cuts[change.id] = change
-            self._apply_cuts(self.cut_links())
+            try:
+                self._apply_cuts(self.cut_links())
+            except Exception:
+                del self._cuts[change.id]
+                self._quietly(lambda: self._apply_cuts(self.cut_links()))
+                raise
         return change
 
     def slow(self, links: Iterable[Link], latency_ms: float, jitter_ms: float = 0) -> Change:
-        """Delay the traffic on each directed link by `latency_ms` (plus up to `jitter_ms`)."""
+        """Delay the traffic on each directed link by `latency_ms` (plus up to `jitter_ms`).
+        A slowdown that fails is taken back before the error is raised."""
         with self._lock:
             change = Change(next(self._ids), "slow", sorted(links),
                             {"latency_ms": latency_ms, "jitter_ms": jitter_ms})
-            self._add_slow(change)
+            try:
+                self._add_slow(change)
+            except Exception:
+                self._quietly(lambda: self._remove_slow(change))
+                raise
             self._slow[change.id] = change
         return change
 
@@ -141,6 +154,15 @@ class Network:
                 self.undo(change)
             self._cuts.clear()
             self._apply_cuts(self.cut_links())
+
+    @staticmethod
+    def _quietly(action) -> None:
+        # Taking back a failed change: its own error is the one to report, and `heal`
+        # tries again at the end of the run.
+        try:
+            action()
+        except Exception:
+            pass
 
     def active(self) -> list[Change]:
         """The changes in force."""

@@ -22,12 +22,14 @@ harness's pid and a counter), recorded in the harness's registry before it is ma
 by `close()`, and reaped at the next start if the harness died first.
 
 Latency needs the kernel's netem queueing discipline; it is not offered on this network (see
-`missing`), so no fault can fail for want of it mid-run. Needs root or CAP_NET_ADMIN and the
-pyroute2 library (netlink for namespaces, links, addresses and nftables).
+`missing`), so no fault can fail for want of it mid-run. Needs root (CAP_SYS_ADMIN and
+CAP_NET_ADMIN), a kernel with nf_tables, and the pyroute2 library (netlink for namespaces,
+links, addresses and nftables).
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import ipaddress
 import itertools
@@ -46,7 +48,7 @@ CLIENT_PORT, PEER_PORT = 7000, 7001
 NAMESPACE_PREFIX = "faultline-"
 LINK_PREFIX = "fl"
 TABLE, CHAIN = "faultline", "input"
-CAP_NET_ADMIN = 12
+CAP_NET_ADMIN, CAP_SYS_ADMIN = 12, 21
 NFPROTO_IPV4 = 2
 NF_DROP, NF_ACCEPT = 0, 1
 NFT_REJECT_ICMP_UNREACH, ICMP_PORT_UNREACHABLE = 0, 3
@@ -55,13 +57,16 @@ _counter = itertools.count(1)
 T = TypeVar("T")
 
 
-def has_net_admin() -> bool:
-    """Whether this process may create namespaces and links: it holds CAP_NET_ADMIN (as root
-    usually does, though not in every container), or is root where that cannot be read."""
+def may_make_namespaces() -> bool:
+    """Whether this process may create network namespaces and links: it holds both
+    CAP_SYS_ADMIN (to make and enter a namespace) and CAP_NET_ADMIN (links, addresses,
+    packet filters), as root usually does though not in every container; or it is root where
+    that cannot be read."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("CapEff:"):
-                return bool(int(line.split()[1], 16) >> CAP_NET_ADMIN & 1)
+                effective = int(line.split()[1], 16)
+                return all(effective >> bit & 1 for bit in (CAP_NET_ADMIN, CAP_SYS_ADMIN))
     except (OSError, ValueError, IndexError):
         pass
     return os.geteuid() == 0
@@ -121,17 +126,27 @@ def remove_namespace(name: str) -> None:
     from pyroute2 import netns
 
     if name in netns.listnetns():
-        netns.remove(name)
+        try:
+            netns.remove(name)
+        except FileNotFoundError:         # gone meanwhile
+            pass
 
 
 def remove_link(name: str) -> None:
     """Delete a link of the root namespace if it exists (the registry's cleaner)."""
     from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
 
     with IPRoute() as ipr:
         found = ipr.link_lookup(ifname=name)
         if found:
-            ipr.link("del", index=found[0])
+            try:
+                ipr.link("del", index=found[0])
+            except NetlinkError as exc:
+                # The root end of a namespace's link goes by itself some time after the
+                # namespace: it may have gone between the lookup and the deletion.
+                if exc.code != errno.ENODEV:
+                    raise
 
 
 class NamespaceNetwork(Network):
@@ -145,14 +160,16 @@ class NamespaceNetwork(Network):
         if len(self.nodes) > 250:
             raise ValueError("the namespace network takes at most 250 nodes")
         self.registry = registry
-        self.tag = f"{os.getpid():x}{next(_counter):x}"
+        # The harness's pid, then which of its clusters: "1a2-3" (pid and count could run
+        # together otherwise); short, as link names have 15 characters at most.
+        self.tag = f"{os.getpid():x}-{next(_counter):x}"
         self.bridge = f"{LINK_PREFIX}{self.tag}b"
         self.namespaces = {node: f"{NAMESPACE_PREFIX}{self.tag}-{node}" for node in self.nodes}
         self.veths = {node: f"{LINK_PREFIX}{self.tag}v{i}"
                       for i, node in enumerate(self.nodes, 1)}
         self.addresses: dict[str, str] = {}
         self.harness_host = ""
-        self._rules: dict[str, list[tuple[str, str]]] = {n: [] for n in self.nodes}
+        self._rules: dict[str, list[tuple[str, str]] | None] = {n: [] for n in self.nodes}
         self._made: list[tuple[str, str]] = []      # (kind, name), in the order made
 
     # --- what this backend can do here -----------------------------------------------------
@@ -162,9 +179,10 @@ class NamespaceNetwork(Network):
         if platform.system() != "Linux":
             raise NetworkUnavailable("--network netns needs Linux network namespaces; use "
                                      "--network proxy")
-        if not has_net_admin():
-            raise NetworkUnavailable("--network netns needs root or CAP_NET_ADMIN to create "
-                                     "network namespaces; use --network proxy")
+        if not may_make_namespaces():
+            raise NetworkUnavailable("--network netns needs root (CAP_SYS_ADMIN and "
+                                     "CAP_NET_ADMIN) to create network namespaces; use "
+                                     "--network proxy")
         try:
             import pyroute2  # noqa: F401
         except ImportError:
@@ -212,7 +230,12 @@ class NamespaceNetwork(Network):
                             prefixlen=subnet.prefixlen)
                     ns.link("set", index=eth0, state="up")
                     ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
-                run_in_namespace(name, _make_filter)
+                try:
+                    run_in_namespace(name, _make_filter)
+                except Exception as exc:
+                    raise NetworkUnavailable(f"no packet filter in namespace {name} (the "
+                                             f"kernel needs nf_tables): {exc}; use --network "
+                                             f"proxy") from None
         return {node: Placement(
             self.addresses[node], CLIENT_PORT, PEER_PORT,
             f"{self.addresses[node]}:{CLIENT_PORT}",
@@ -248,12 +271,21 @@ class NamespaceNetwork(Network):
 
     def close(self) -> None:
         """Remove the namespaces, then the root ends of their links and the bridge (they
-        outlive the namespaces otherwise), and forget them in the registry."""
-        made, self._made = self._made, []
-        for kind, name in sorted(made, key=lambda r: r[0] != "netns"):
-            (remove_namespace if kind == "netns" else remove_link)(name)
+        outlive the namespaces otherwise), forgetting each in the registry once it is gone.
+        What cannot be removed stays on record, for the next start to reap; the first such
+        error is raised once everything else has been tried."""
+        errors = []
+        for kind, name in sorted(self._made, key=lambda r: r[0] != "netns"):
+            try:
+                (remove_namespace if kind == "netns" else remove_link)(name)
+            except Exception as exc:
+                errors.append(exc)
+                continue
+            self._made.remove((kind, name))
             if self.registry is not None:
                 self.registry.remove_resource(kind, name)
+        if errors:
+            raise errors[0]
 
     def leftovers(self) -> list[str]:
         """Namespaces and links of this cluster that still exist (empty after `close`)."""
@@ -274,10 +306,21 @@ class NamespaceNetwork(Network):
             for src, dst in sorted(cuts[mode]):
                 wanted[dst].append((self.addresses[src], mode))
         changed = [node for node, rules in wanted.items() if rules != self._rules[node]]
-        run_in_namespaces([(self.namespaces[node], lambda r=wanted[node]: _set_rules(r))
-                           for node in changed])
-        for node in changed:
+
+        def rewrite(node: str) -> None:
+            _set_rules(wanted[node])
+            # Each node as it is done: after a failure, the next call mends only the rest.
             self._rules[node] = wanted[node]
+        run_in_namespaces([(self.namespaces[node], lambda n=node: rewrite(n))
+                           for node in changed])
+
+    def heal(self) -> None:
+        """Undo every change, rewriting every node's filter whatever is believed of it."""
+        with self._lock:
+            self._cuts.clear()
+            self._slow.clear()
+            self._rules = {node: None for node in self.nodes}
+            self._apply_cuts(self.cut_links())
 
     def _add_slow(self, change: Change) -> None:
         raise NetworkUnavailable(self.missing("latency"))

@@ -20,12 +20,15 @@ Unprivileged: everything listens on 127.0.0.1.
 from __future__ import annotations
 
 import socket
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable
 
 from harness.networks.base import (DROP, LATENCY, PARTITION, REFUSE, Change, Link, Network,
                                    Placement)
+from toxiproxy.exceptions import NotFound, ProxyExists
+
 from harness.proxy.client import BoundProxy
 from harness.proxy.process import ProxyServerProcess, start_proxy_server
 
@@ -74,6 +77,7 @@ class ProxyNetwork(Network):
         self.proxies: dict[str, BoundProxy] = {}
         self._dropped: set[Link] = set()
         self._refused: set[Link] = set()
+        self._state_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(API_THREADS, thread_name_prefix="toxiproxy-api")
 
     @classmethod
@@ -157,24 +161,45 @@ class ProxyNetwork(Network):
 
     def _apply_cuts(self, cuts: dict[str, set[Link]]) -> None:
         drop, refuse = cuts[DROP], cuts[REFUSE]
-        calls = [(self._drop, link) for link in drop - self._dropped]
-        calls += [(self._undrop, link) for link in self._dropped - drop]
-        calls += [(self._refuse, link) for link in refuse - self._refused]
-        calls += [(self._unrefuse, link) for link in self._refused - refuse]
-        list(self._pool.map(lambda call: call[0](peer_link(*call[1])), calls))
-        self._dropped, self._refused = set(drop), set(refuse)
+        calls = [(self._drop, self._dropped, link, True) for link in drop - self._dropped]
+        calls += [(self._undrop, self._dropped, link, False) for link in self._dropped - drop]
+        calls += [(self._refuse, self._refused, link, True) for link in refuse - self._refused]
+        calls += [(self._unrefuse, self._refused, link, False)
+                  for link in self._refused - refuse]
+
+        def call(step) -> None:
+            action, applied, link, adding = step
+            action(peer_link(*link))
+            # Each link as it is done: after a failure, the next call mends only the rest.
+            # (Not under the network's lock: the caller holds it while it waits for this.)
+            with self._state_lock:
+                (applied.add if adding else applied.discard)(link)
+        self._all(call, calls)
+
+    def _all(self, action, items) -> None:
+        """`action` on every item in parallel; the first error once all have ended."""
+        futures = [self._pool.submit(action, item) for item in items]
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        if errors:
+            raise errors[0]
 
     def _drop(self, name: str) -> None:
         # Both directions: node links carry one direction of traffic, client links two.
         proxy = self.proxies[name]
         for stream in ("upstream", "downstream"):
-            proxy.add_toxic(type="timeout", name=f"{PARTITION_TOXIC}_{stream}", stream=stream,
-                            attributes={"timeout": 0})
+            try:
+                proxy.add_toxic(type="timeout", name=f"{PARTITION_TOXIC}_{stream}",
+                                stream=stream, attributes={"timeout": 0})
+            except ProxyExists:        # left by an earlier attempt that failed halfway
+                pass
 
     def _undrop(self, name: str) -> None:
         proxy = self.proxies[name]
         for stream in ("upstream", "downstream"):
-            proxy.destroy_toxic(f"{PARTITION_TOXIC}_{stream}")
+            try:
+                proxy.destroy_toxic(f"{PARTITION_TOXIC}_{stream}")
+            except NotFound:
+                pass
 
     def _refuse(self, name: str) -> None:
         self.proxies[name].disable()
@@ -186,16 +211,19 @@ class ProxyNetwork(Network):
         name = self._slow_toxic(change)
         attributes = {"latency": change.details["latency_ms"],
                       "jitter": change.details["jitter_ms"]}
-
-        def add(link: Link) -> None:
-            self.proxies[peer_link(*link)].add_toxic(type="latency", name=name,
-                                                     stream="upstream", attributes=attributes)
-        list(self._pool.map(add, change.links))
+        self._all(lambda link: self.proxies[peer_link(*link)].add_toxic(
+            type="latency", name=name, stream="upstream", attributes=attributes),
+            change.links)
 
     def _remove_slow(self, change: Change) -> None:
         name = self._slow_toxic(change)
-        list(self._pool.map(lambda link: self.proxies[peer_link(*link)].destroy_toxic(name),
-                            change.links))
+
+        def remove(link: Link) -> None:
+            try:
+                self.proxies[peer_link(*link)].destroy_toxic(name)
+            except NotFound:
+                pass
+        self._all(remove, change.links)
 
     @staticmethod
     def _slow_toxic(change: Change) -> str:

@@ -247,6 +247,12 @@ class Adapter:
         bug); empty by default."""
         return ""
 
+    @classmethod
+    def legacy_options(cls, options: Mapping[str, Any], workload: str) -> dict[str, Any]:
+        """Options found at the top level of a test written before systems had options of
+        their own, as this adapter takes them now (by default, unchanged)."""
+        return dict(options)
+
     def describe(self) -> str:
         """The configuration in one line, for the run's banner: the options that differ from
         their defaults."""

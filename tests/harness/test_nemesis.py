@@ -33,7 +33,7 @@ class MemoryNetwork(Network):
 
 class Process:
     def __init__(self):
-        self.running, self.paused = True, False
+        self.running, self.paused, self.pid = True, False, 100
 
 
 class StandInCluster:
@@ -44,6 +44,7 @@ class StandInCluster:
         self.network = MemoryNetwork(self.ids)
         self.processes = {n: Process() for n in self.ids}
         self.broken = set(broken)
+        self.clocks = {}
 
     def leader(self):
         return "n1"
@@ -64,6 +65,16 @@ class StandInCluster:
 
     def restart(self, node, wait=True):
         self.processes[node].running = True
+        self.processes[node].pid += 1
+
+    def power_loss(self, node):
+        self.kill(node)
+        return {"node": node}
+
+    def set_clock(self, node, offset, rate):
+        if self.processes[node].paused:
+            raise ClusterError(f"{node}: timed out")
+        self.clocks[node] = (offset, rate)
 
     def down(self):
         return [n for n in self.ids if not self.processes[n].running]
@@ -134,3 +145,28 @@ def test_schedules_stored_before_steps_named_their_kind_still_replay():
     assert nemesis.kind_of({"f": "start", "value": {"of": "kill"}}) == "kill"
     with pytest.raises(ValueError, match="unknown nemesis action"):
         nemesis.kind_of({"f": "meteor", "value": {}})
+
+
+def test_a_fault_restarts_only_what_no_other_fault_keeps_down():
+    cluster, history = StandInCluster(), History()
+    n = nemesis.Nemesis(cluster, [], history.record, 1, requested=["kill", "power-loss"])
+    n.apply("kill", "kill", {"target": "one", "nodes": ["n2"]})
+    n.apply("power-loss", "power-loss", {"target": "one", "nodes": ["n2"]})
+    n.apply("kill", "start", {"of": "kill"})
+    assert cluster.down() == ["n2"]              # power loss still keeps it down
+    n.apply("power-loss", "start", {"of": "power-loss"})
+    assert cluster.down() == []
+
+
+def test_a_clock_a_stop_could_not_reset_is_reset_by_the_final_heal():
+    cluster, history = StandInCluster(), History()
+    n = nemesis.Nemesis(cluster, [], history.record, 1, requested=["clock", "pause"])
+    n.apply("clock", "skew-clock", {"target": "one", "nodes": ["n1"], "offset": 2.0,
+                                    "rate": 1.25})
+    n.apply("pause", "pause", {"target": "one", "nodes": ["n1"]})
+    done = n.apply("clock", "reset-clock", {"of": "skew-clock"})
+    assert "timed out" in done["error"] and cluster.clocks["n1"] == (2.0, 1.25)
+    n.heal_all()                                 # resumes n1, then resets its clock
+    assert cluster.clocks["n1"] == (0.0, 1.0)
+    assert history.events[-1][2]["reset_clocks"] == ["n1"]
+    assert n.report()["clock"]["errors"] == ["reset-clock: ClusterError: n1: timed out"]

@@ -21,14 +21,14 @@ import pytest
 
 from harness import partitions
 from harness.networks.base import DROP, REFUSE
-from harness.networks.netns import NamespaceNetwork, has_net_admin, run_in_namespace
+from harness.networks.netns import NamespaceNetwork, may_make_namespaces, run_in_namespace
 from harness.networks.proxy import ProxyNetwork
 from harness.proxy.process import start_embedded
 from harness.registry import Registry
 
 NODES = ["n1", "n2", "n3", "n4"]
-NEEDS_ROOT = pytest.mark.skipif(not has_net_admin(), reason=(
-    "the namespace network needs root or CAP_NET_ADMIN; this user has neither"))
+NEEDS_ROOT = pytest.mark.skipif(not may_make_namespaces(), reason=(
+    "the namespace network needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN)"))
 BACKENDS = ["proxy", pytest.param("netns", marks=NEEDS_ROOT)]
 
 
@@ -49,12 +49,17 @@ class EchoNetwork:
         if backend == "proxy":
             self.network = ProxyNetwork(NODES, tmp_path, server=proxy_server)
         else:
-            self.registry = Registry(tmp_path)
+            # The default registry: a test that dies leaves what it made to the next reaper.
+            self.registry = Registry()
             self.network = NamespaceNetwork(NODES, tmp_path, self.registry)
         self.servers = []
 
     def __enter__(self):
-        self.placements = self.network.start()
+        try:
+            self.placements = self.network.start()
+        except BaseException:
+            self.__exit__()
+            raise
         for node, place in self.placements.items():
             def make(place=place):
                 server = socketserver.ThreadingTCPServer((place.host, place.peer_port), _Echo)
@@ -71,9 +76,11 @@ class EchoNetwork:
         for server in self.servers:
             server.shutdown()
             server.server_close()
-        self.network.close()
-        if self.backend == "netns":
-            self.registry.close()
+        try:
+            self.network.close()
+        finally:
+            if self.backend == "netns":
+                self.registry.close()
 
     def reaches(self, src: str, dst: str, timeout: float = 0.4) -> bool:
         """Whether bytes src sends to dst come back (src dials from its own namespace)."""
@@ -187,11 +194,11 @@ def test_undoing_latency_leaves_a_partition(tmp_path, proxy_server):
 
 @NEEDS_ROOT
 def test_the_namespace_network_removes_everything_it_made(tmp_path):
-    registry = Registry(tmp_path)
+    registry = Registry()
     network = NamespaceNetwork(["n1", "n2", "n3"], tmp_path, registry)
     network.start()
     assert len(network.leftovers()) == 3 + 3 + 1      # namespaces, veths, the bridge
-    recorded = (tmp_path / registry.path.name).read_text()
+    recorded = registry.path.read_text()
     assert network.bridge in recorded and network.namespaces["n1"] in recorded
     network.close()
     assert network.leftovers() == []
@@ -201,7 +208,7 @@ def test_the_namespace_network_removes_everything_it_made(tmp_path):
 
 @NEEDS_ROOT
 def test_two_namespace_networks_at_once_get_different_subnets(tmp_path):
-    with_registry = Registry(tmp_path)
+    with_registry = Registry()
     a = NamespaceNetwork(["n1", "n2"], tmp_path, with_registry)
     b = NamespaceNetwork(["n1", "n2"], tmp_path, with_registry)
     try:
@@ -209,7 +216,45 @@ def test_two_namespace_networks_at_once_get_different_subnets(tmp_path):
         assert a.harness_host != b.harness_host
         assert a_places["n1"].host != b_places["n1"].host
     finally:
-        a.close()
-        b.close()
-        with_registry.close()
+        try:
+            a.close()
+        finally:
+            b.close()
+            with_registry.close()
     assert a.leftovers() == [] and b.leftovers() == []
+
+
+def test_a_cut_that_fails_halfway_is_taken_back(echo_network, monkeypatch):
+    """One link refuses to be cut: the cut raises, is not in force, and what of it had been
+    applied is undone; a later cut and heal work as usual."""
+    network = echo_network.network
+    if echo_network.backend == "proxy":
+        real = network._drop
+
+        def drop(name):
+            if name == "n2_to_n3":
+                raise RuntimeError("the proxy server said no")
+            real(name)
+        monkeypatch.setattr(network, "_drop", drop)
+    else:
+        import harness.networks.netns as netns_module
+        real = netns_module._set_rules
+        n3 = echo_network.placements["n3"].host
+
+        def set_rules(rules):
+            if any(address == echo_network.placements["n2"].host for address, _ in rules) \
+                    and n3 not in [a for a, _ in rules]:
+                raise RuntimeError("nftables said no")
+            real(rules)
+        monkeypatch.setattr(netns_module, "_set_rules", set_rules)
+    grudge = {"n2": {"n1"}, "n3": {"n2"}}        # cuts n1->n2 and n2->n3
+    with pytest.raises(RuntimeError, match="said no"):
+        network.cut(grudge)
+    assert network.active() == []
+    assert echo_network.observed() == EVERYONE
+    monkeypatch.undo()
+    change = network.cut(grudge)
+    assert echo_network.observed() == echo_network.expected(grudge)
+    network.heal()
+    assert echo_network.observed() == EVERYONE
+    network.undo(change)                          # healed already: nothing left to undo

@@ -59,6 +59,16 @@ def test_resolve_fills_defaults_and_names_unknown_options():
         Option("count", "int").parse("y", "--opt ")
 
 
+def test_nemesis_options_from_the_command_line():
+    assert nemesis.parse_options(["overlap=true", "shapes=isolate,bridge"]) == {
+        "overlap": True, "shapes": ["isolate", "bridge"]}
+    assert nemesis.parse_options(["overlap=0.5"]) == {"overlap": 0.5}
+    with pytest.raises(OptionError, match="overlap must be a number"):
+        nemesis.parse_options(["overlap=soon"])
+    with pytest.raises(OptionError, match="unknown option 'colour'"):
+        nemesis.parse_options(["colour=red"])
+
+
 def test_nemesis_options_belong_to_the_faults_of_the_test():
     assert nemesis.resolve_options(["partition"], {"shapes": ["isolate"]}) == {
         "shapes": ["isolate"]}

@@ -18,13 +18,13 @@ import pytest
 from checkers.formats import load_history
 from harness import nemesis
 from harness.runner import run_test
-from harness.networks.netns import has_net_admin
+from harness.networks.netns import may_make_namespaces
 from harness.registry import STATE_DIR_ENV, reap_stale
 from harness.testspec import SpecError, TestSpec, from_toml
 
 REPO = Path(__file__).resolve().parents[2]
-NEEDS_ROOT = pytest.mark.skipif(not has_net_admin(), reason=(
-    "the namespace network needs root or CAP_NET_ADMIN; this user has neither"))
+NEEDS_ROOT = pytest.mark.skipif(not may_make_namespaces(), reason=(
+    "the namespace network needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN)"))
 BACKENDS = ["proxy", pytest.param("netns", marks=NEEDS_ROOT)]
 
 
@@ -128,9 +128,10 @@ def test_bad_run_options_are_one_line_errors(args, fragment):
 
 
 def test_netns_without_privileges_names_the_proxy_network(tmp_path):
-    """Without CAP_NET_ADMIN: where this user has it (root, CI), dropped with setpriv."""
+    """Without CAP_NET_ADMIN (root keeps CAP_SYS_ADMIN): where this user has it (root, CI),
+    dropped with setpriv."""
     drop = []
-    if has_net_admin():
+    if may_make_namespaces():
         if shutil.which("setpriv") is None:
             pytest.skip("setpriv (util-linux) is needed to drop CAP_NET_ADMIN for this test")
         drop = ["setpriv", "--bounding-set", "-net_admin", "--inh-caps", "-net_admin"]
@@ -141,7 +142,7 @@ def test_netns_without_privileges_names_the_proxy_network(tmp_path):
     assert proc.returncode == 3, proc.stderr
     assert "Traceback" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
-    assert "needs root or CAP_NET_ADMIN" in last and "--network proxy" in last
+    assert "needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN)" in last and "--network proxy" in last
 
 
 def test_run_help_shows_every_option_with_its_default():
@@ -203,10 +204,10 @@ def _network_leftovers(pid: int) -> list[str]:
     """Namespaces and links named after a harness's pid (harness.networks.netns)."""
     from pyroute2 import IPRoute, netns
 
-    found = [n for n in netns.listnetns() if n.startswith(f"faultline-{pid:x}")]
+    found = [n for n in netns.listnetns() if n.startswith(f"faultline-{pid:x}-")]
     with IPRoute() as ipr:
         found += [link.get_attr("IFLA_IFNAME") for link in ipr.get_links()
-                  if link.get_attr("IFLA_IFNAME").startswith(f"fl{pid:x}")]
+                  if link.get_attr("IFLA_IFNAME").startswith(f"fl{pid:x}-")]
     return found
 
 
@@ -336,6 +337,16 @@ def test_a_test_json_from_before_system_options_still_loads():
                                    "election_timeout_max": 1.5}
     assert spec.nemesis_options == {"overlap": 0.25}
     assert spec.make_system().describe() == "sync replication, lease reads"
+    # The session workload made its reads follower reads, whatever read_mode said; fault
+    # options of kinds the test did not run never had an effect.
+    stored.update(workload="session", read_mode="leader", nemesis=["kill"],
+                  nemesis_options={"shapes": ["isolate"], "targets": ["one"]})
+    spec = TestSpec.from_json(stored)
+    assert spec.make_system().read_mode == "follower"
+    assert spec.nemesis_options == {"targets": ["one"]}
+    for bad in ("fast", 3):
+        with pytest.raises(SpecError, match="system_options must be a table"):
+            TestSpec.from_json(dict(stored, system_options=bad))
 
 
 def test_a_fault_that_never_took_effect_is_reported(tmp_path):
