@@ -46,8 +46,10 @@ class Store:
         if path.exists():
             for line in path.read_bytes().splitlines(keepends=True):
                 try:
+                    if not line.endswith(b"\n"):
+                        raise ValueError("no end of line")
                     key, value = json.loads(line)
-                except ValueError:          # a torn last line: never acknowledged
+                except (TypeError, ValueError):   # a torn last line: never acknowledged
                     break
                 kept += len(line)
                 self.version += 1
