@@ -14,6 +14,7 @@ from checkers.linearizability import Budget
 from checkers.models import FAILED_CAS, MODELS, NIL_READS, make_model
 from checkers.suite import CHECKERS, DEFAULT_CHECKERS, Settings, run_checkers, unknown_checkers
 from harness import cli, report, store
+from harness.runner import first_violation_seconds
 
 DEFAULT_BUDGET_SECONDS = 300.0
 DEFAULT_MEMORY_MIB = 2048
@@ -128,13 +129,32 @@ def run(args: argparse.Namespace) -> int:
     combined["seconds"] = {"read": round(read_seconds, 3),
                            "check": round(time.perf_counter() - started, 3)}
     if run_dir:
+        # What the run itself recorded stays; only the checkers' verdicts are new.
+        recorded = _recorded_results(run_dir)
+        combined.update({k: recorded[k] for k in RECORDED_BY_THE_RUN if k in recorded})
+        combined["first_violation_seconds"] = first_violation_seconds(results)
         store.write_json(run_dir / store.RESULTS_FILE, combined)
     if args.json:
         print(json.dumps(combined, default=str))
     else:
         report.print_results(combined, results, written=run_dir / store.RESULTS_FILE if run_dir
                              else None)
+    if combined["valid"] is True and combined.get("liveness", {}).get("recovered") is False:
+        return cli.LIVENESS           # safe, but the run's cluster never recovered
     return exit_code(combined["valid"])
+
+
+# Parts of a run's results.json that only the run could know, kept by a re-check.
+RECORDED_BY_THE_RUN = ("liveness", "seed", "faults")
+
+
+def _recorded_results(run_dir: Path) -> dict[str, Any]:
+    """The run's own results.json, or nothing if it has none (a run cut short)."""
+    try:
+        recorded = store.read_json(run_dir / store.RESULTS_FILE)
+    except ValueError:
+        return {}
+    return recorded if isinstance(recorded, dict) else {}
 
 
 def exit_code(valid) -> int:

@@ -83,10 +83,19 @@ def test_a_short_campaign_with_faults_is_valid_and_stored(tmp_path):
     assert results["checkers"]["election-safety"]["valid"] is True
     assert (run_dir / "observations.jsonl").stat().st_size > 0
 
-    # The stored run re-checks to the same verdict.
+    assert results["faults"]["partition"]["applied"] + results["faults"]["kill"]["applied"] >= 2
+
+    # The stored run re-checks to the same verdict, and keeps what only the run knew.
     check = faultline("check", str(run_dir), "--json")
     assert check.returncode == 0, check.stderr
     assert json.loads(check.stdout)["valid"] is True
+    rechecked = json.loads((run_dir / "results.json").read_text())
+    for key in ("liveness", "seed", "faults"):
+        assert rechecked[key] == results[key], key
+    # A run whose cluster never recovered stays a liveness failure when re-checked.
+    rechecked["liveness"] = {"recovered": False, "reason": "no write accepted"}
+    (run_dir / "results.json").write_text(json.dumps(rechecked))
+    assert faultline("check", str(run_dir)).returncode == 4
 
 
 def test_replay_repeats_seed_and_schedule(tmp_path):
