@@ -120,9 +120,9 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
         clients.start()
         nemesis.start(test_started)
         try:
-            while time.monotonic() - test_started < spec.time_limit:
+            while (left := spec.time_limit - (time.monotonic() - test_started)) > 0:
                 report("running", list(nemesis.active))
-                time.sleep(0.25)
+                time.sleep(min(0.25, left))
         finally:
             nemesis.stop()
             report("stopping clients", list(nemesis.active))

@@ -195,13 +195,17 @@ class TestSpec:
 
     def phase_at(self, elapsed: float) -> tuple[float, dict | None]:
         """(rate, mix) of the client load `elapsed` seconds into the test: the phase's own,
-        else the test's (mix None: the workload's default)."""
+        else the test's (mix None: the workload's default). Past the end of the phases (the
+        moments before the clients notice the time is up), the last phase's."""
         start = 0.0
         for phase in self.phases or ():
             start += phase["seconds"]
             if elapsed < start:
-                return phase.get("rate", self.rate), phase.get("mix", self.mix)
-        return self.rate, self.mix
+                break
+        else:
+            if not self.phases:
+                return self.rate, self.mix
+        return phase.get("rate", self.rate), phase.get("mix", self.mix)
 
     def to_json(self) -> dict[str, Any]:
         """The spec as JSON data (tuples as lists)."""

@@ -283,7 +283,8 @@ def test_mixes_and_phases_shape_the_load():
     assert spec.time_limit == 5
     assert spec.phase_at(1.9) == (0, None)
     assert spec.phase_at(2.1) == (100.0, {"read": 1})
-    assert spec.phase_at(9) == (100.0, None)
+    assert spec.phase_at(9) == (100.0, {"read": 1})     # past the end: the last phase
+    assert TestSpec(rate=50.0).validate().phase_at(9) == (50.0, None)
 
 
 def test_a_run_follows_its_phases(tmp_path):
