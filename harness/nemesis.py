@@ -209,12 +209,12 @@ class Nemesis:
 
     def heal_all(self) -> None:
         """End every fault: each active kind undoes its own, then a sweep heals the network,
-        resumes paused nodes and restarts stopped ones. Recorded like any other step."""
+        resumes paused nodes, restarts stopped ones, and lets each kind undo what its stops
+        could not (`Fault.heal`). Recorded like any other step."""
         for kind, started in list(self.active.items()):
             fault = self.faults[kind]
             self.apply(kind, fault.STOP, {"of": fault.START, "final": True,
                                           **stop_details(started)})
-        c = self.cluster
         self.record("nemesis", "invoke", HEAL, value={"final": True})
         found: dict[str, Any] = {"final": True}
         steps = [self._heal_network, self._resume_paused, self._restart_down,

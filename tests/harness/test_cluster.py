@@ -15,7 +15,8 @@ from harness.systems.refnode import RefnodeSystem
 from tests.harness.waiting import wait_for
 
 BACKENDS = ["proxy", pytest.param("netns", marks=pytest.mark.skipif(
-    not may_make_namespaces(), reason="the namespace network needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN)"))]
+    not may_make_namespaces(),
+    reason="the namespace network needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN)"))]
 
 
 @pytest.mark.parametrize("network", BACKENDS)

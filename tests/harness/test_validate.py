@@ -17,7 +17,8 @@ TIME_LIMIT = 10.0
 
 
 NETWORKS = ["proxy", pytest.param("netns", marks=pytest.mark.skipif(
-    not may_make_namespaces(), reason="the namespace network needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN)"))]
+    not may_make_namespaces(),
+    reason="the namespace network needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN)"))]
 
 
 @pytest.mark.parametrize("network", NETWORKS)
