@@ -333,7 +333,8 @@ def check_register_lost_writes(history: list[Op]) -> Result:
        nil, when no write wrote nil).
 
     r then shows the register back at a state that w had overwritten, and v never comes back:
-    w vanished. (Writes concurrent with w may legitimately overwrite it; they do not count,
+    w vanished, or r was served from a stale copy (a follower's serializable read), which the
+    history alone cannot tell apart; either way the history is not linearizable. (Writes concurrent with w may legitimately overwrite it; they do not count,
     since they did not return before w began.) Values written more than once (by `ok` or
     `info` ops) are ambiguous: writes of them are not judged and reads of them prove nothing.
 
@@ -370,8 +371,11 @@ def check_register_lost_writes(history: list[Op]) -> Result:
                "unobserved_count": sum(u["count"] for u in unobserved),
                "unobserved_by_key": unobserved}
     if lost_count:
+        # The register went back before each of them: a lost write, or a read served from a
+        # stale copy (a follower read); the history alone cannot tell the two apart.
         return Result("register-lost-writes", False,
-                      f"{lost_count} acknowledged write(s) lost", figures, {"lost": lost})
+                      f"{lost_count} acknowledged write(s) lost or read stale: later reads "
+                      f"went back to older values", figures, {"lost": lost})
     if writes_checked and not reads_checked:
         return Result("register-lost-writes", UNKNOWN,
                       "acknowledged writes but no ok read to observe them", figures)

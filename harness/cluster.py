@@ -77,7 +77,8 @@ class Cluster:
     def _start_node(self, slot: NodeSlot) -> GuardedProcess:
         slot.data_dir.mkdir(parents=True, exist_ok=True)
         return self.supervisor.start(slot.id, self.system.command(slot, self.layout),
-                                     slot.log_path, netns=slot.netns)
+                                     slot.log_path, netns=slot.netns,
+                                     grace=getattr(self.system, "STOP_GRACE", 5.0))
 
     def wait_ready(self, nodes: list[str], timeout: float = READY_TIMEOUT) -> None:
         """Wait until every node in `nodes` serves; ClusterError naming those that do not."""

@@ -84,9 +84,14 @@ class Registry:
         self._lock = threading.Lock()
 
     def add(self, pid: int, name: str) -> None:
-        """Record a started process (call right after starting it)."""
+        """Record a started process (call right after starting it). One already gone (a
+        command that exited at once) leaves nothing to reap and is not recorded."""
+        try:
+            recorded = Recorded.of(pid, name)
+        except psutil.NoSuchProcess:
+            return
         with self._lock:
-            self._processes[pid] = Recorded.of(pid, name)
+            self._processes[pid] = recorded
             self._write()
 
     def remove(self, pid: int) -> None:

@@ -323,7 +323,13 @@ def print_summary(result: RunResult) -> None:
                           sorted((availability.get("by_f") or {}).items()) if share is not None)
         out.print(f"availability: {availability['overall']:.1%}" +
                   (f" ({per_f})" if per_f else ""))
-    if results.get("first_violation_seconds") is not None:
+    first = results.get("first_violation")
+    if first:
+        served = f", served by {first['node']}" if first.get("node") else ""
+        what = f": {first['op']}{served}" if first.get("op") else ""
+        out.print(f"first violation at {first['seconds']} s into the run{what}")
+        out.print(f"  faults in force then: {'; '.join(first['faults']) or 'none'}")
+    elif results.get("first_violation_seconds") is not None:
         out.print(f"first violation at {results['first_violation_seconds']} s into the run")
     out.print(f"verdict: {report.verdict_text(result.valid)}   seed {result.seed}   "
               f"{sum(result.counts.get(k, 0) for k in ('ok', 'fail', 'info')):,} operations "

@@ -29,6 +29,7 @@ from harness.observer import Observer
 from harness.recorder import Recorder
 from harness.systems.base import LeaderProbe, StatusProbe, SystemUnavailable
 from harness.testspec import TestSpec
+from harness.violations import first_violation_seconds, violation_context
 from harness.workloads import Invocation, Workload, make_workload
 
 CHECK_BUDGET_SECONDS = 60.0
@@ -149,6 +150,7 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
     combined["faults"] = nemesis.report() if nemesis is not None else {}
     combined["seed"] = seed
     combined["first_violation_seconds"] = first_violation_seconds(results)
+    combined["first_violation"] = violation_context(results, recorder.events)
     store.write_json(run_dir / store.RESULTS_FILE, combined)
     return RunResult(run_dir, seed, combined["valid"], liveness, combined,
                      time.monotonic() - started, dict(recorder.counts))
@@ -289,39 +291,3 @@ class ClientPool:
                     client = self.cluster.client(node, timeout=spec.op_timeout)
         finally:
             client.close()
-
-
-def first_violation_seconds(results) -> float | None:
-    """When the earliest violating op of any failing checker was invoked, in seconds from the
-    start of the history (None when nothing failed). The violating op is the counterexample's
-    "op" (linearizability) or "violating" ops (sessions); failing those, the earliest op the
-    counterexample names at all, or its "at" (a violation observed at a moment)."""
-    earliest = None
-
-    def consider(call) -> None:
-        nonlocal earliest
-        if isinstance(call, int) and (earliest is None or call < earliest):
-            earliest = call
-
-    def visit(value, wanted: str | None) -> None:
-        if isinstance(value, dict):
-            if wanted is None:
-                consider(value.get("call"))
-                consider(value.get("at"))      # a violation seen at a moment (election)
-            for name, item in value.items():
-                if name == wanted and isinstance(item, dict):
-                    consider(item.get("call"))
-                visit(item, wanted)
-        elif isinstance(value, list):
-            for item in value:
-                visit(item, wanted)
-
-    for result in results:
-        if result.valid is False and result.counterexample:
-            ce = result.counterexample
-            before = earliest
-            for wanted in ("op", "violating"):
-                visit(ce, wanted)
-            if earliest == before:
-                visit(ce, None)
-    return None if earliest is None else round(earliest / 1e9, 3)

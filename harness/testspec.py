@@ -159,7 +159,10 @@ class TestSpec:
         try:
             networks.backend(self.network).check_usable()
         except NetworkUnavailable as exc:
-            raise SpecError(str(exc)) from None
+            others = [n for n in adapter.NETWORKS if n != self.network]
+            hint = f"; use --network {others[0]}" if others else \
+                f" ({self.system} runs only on the {self.network} network)"
+            raise SpecError(f"{exc}{hint}") from None
 
     def _check_faults(self, adapter: type[Adapter]) -> None:
         try:

@@ -177,17 +177,15 @@ class NamespaceNetwork(Network):
     @classmethod
     def check_usable(cls) -> None:
         if platform.system() != "Linux":
-            raise NetworkUnavailable("--network netns needs Linux network namespaces; use "
-                                     "--network proxy")
+            raise NetworkUnavailable("--network netns needs Linux network namespaces")
         if not may_make_namespaces():
             raise NetworkUnavailable("--network netns needs root (CAP_SYS_ADMIN and "
-                                     "CAP_NET_ADMIN) to create network namespaces; use "
-                                     "--network proxy")
+                                     "CAP_NET_ADMIN) to create network namespaces")
         try:
             import pyroute2  # noqa: F401
         except ImportError:
             raise NetworkUnavailable("--network netns needs the pyroute2 package (pip install "
-                                     "pyroute2); or use --network proxy") from None
+                                     "pyroute2)") from None
 
     @classmethod
     def features(cls) -> frozenset[str]:
@@ -234,8 +232,7 @@ class NamespaceNetwork(Network):
                     run_in_namespace(name, _make_filter)
                 except Exception as exc:
                     raise NetworkUnavailable(f"no packet filter in namespace {name} (the "
-                                             f"kernel needs nf_tables): {exc}; use --network "
-                                             f"proxy") from None
+                                             f"kernel needs nf_tables): {exc}") from None
         return {node: Placement(
             self.addresses[node], CLIENT_PORT, PEER_PORT,
             f"{self.addresses[node]}:{CLIENT_PORT}",

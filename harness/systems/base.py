@@ -229,6 +229,8 @@ class Adapter:
     NETWORKS: ClassVar[tuple[str, ...]] = ("proxy",)  # the first is the default
     MIN_NODES: ClassVar[int] = 1
     MAX_NODES: ClassVar[int | None] = None
+    # Seconds a node has, at the end of a run, between SIGTERM and SIGKILL.
+    STOP_GRACE: ClassVar[float] = 5.0
 
     def __init__(self, options: Mapping[str, Any] | None = None, *,
                  workload: str = "register"):

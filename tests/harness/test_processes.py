@@ -113,6 +113,15 @@ def test_a_command_that_cannot_start_is_reported(tmp_path, state_dir):
             supervisor.start("n1", ["/no/such/binary"], tmp_path / "n1.log")
 
 
+def test_a_command_that_exits_at_once_is_started_and_seen_ended(tmp_path, state_dir):
+    """A node that dies as it starts (a bad configuration) is the caller's to report: the
+    supervisor neither raises nor records a process that is already gone."""
+    with Supervisor(Registry(state_dir)) as supervisor:
+        for _ in range(5):              # the exit must often beat the registry's look
+            process = supervisor.start("n1", ["sh", "-c", "exit 3"], tmp_path / "n1.log")
+            assert process.wait(timeout=10) == 3 and not process.running
+
+
 HARNESS = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path

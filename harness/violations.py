@@ -1,0 +1,119 @@
+"""The first violation of a run, in terms a person can act on.
+
+A failing checker's counterexample names operations; this finds the earliest violating one
+(`first_violation`) and, against the run's own history, says when it happened, which node
+served it, and which faults were in force at that moment (`violation_context`): for a stale
+read, the member that answered and the partition that had cut it off.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+from checkers.history import Op
+from harness import nemesis
+from harness.nemesis import HEAL
+
+# What of a fault's recorded details says what it did, in this order.
+FAULT_DETAILS = ("shape", "target", "nodes", "links", "offset", "rate", "latency_ms")
+
+
+def first_violation(results: Iterable) -> dict[str, Any] | None:
+    """The earliest violating operation of any failing checker, as its counterexample gives
+    it (at least its `call` time), or None when nothing failed. The violating op is the
+    counterexample's "op" (linearizability) or "violating" ops (sessions); failing those, the
+    earliest op the counterexample names at all, or its "at" (a violation observed at a
+    moment, as election safety's)."""
+    earliest: dict[str, Any] | None = None
+
+    def consider(found: dict[str, Any], call: Any) -> None:
+        nonlocal earliest
+        if isinstance(call, int) and (earliest is None or call < earliest["call"]):
+            earliest = dict(found, call=call)
+
+    def visit(value: Any, wanted: str | None) -> None:
+        if isinstance(value, dict):
+            if wanted is None:
+                consider(value, value.get("call"))
+                consider({}, value.get("at"))
+            for name, item in value.items():
+                if name == wanted and isinstance(item, dict):
+                    consider(item, item.get("call"))
+                visit(item, wanted)
+        elif isinstance(value, list):
+            for item in value:
+                visit(item, wanted)
+
+    for result in results:
+        if result.valid is False and result.counterexample:
+            before = earliest
+            for wanted in ("op", "violating"):
+                visit(result.counterexample, wanted)
+            if earliest is before:
+                visit(result.counterexample, None)
+    return earliest
+
+
+def first_violation_seconds(results: Iterable) -> float | None:
+    """When the earliest violating operation was invoked, in seconds from the start of the
+    history (None when nothing failed)."""
+    found = first_violation(results)
+    return None if found is None else round(found["call"] / 1e9, 3)
+
+
+def violation_context(results: Sequence, events: Sequence[Op]) -> dict[str, Any] | None:
+    """The first violation with what the history adds: {"seconds", "op" (its description),
+    "process", "node" (that served it), "faults" (in force when it was invoked)}; None when
+    nothing failed."""
+    found = first_violation(results)
+    if found is None:
+        return None
+    context: dict[str, Any] = {"seconds": round(found["call"] / 1e9, 3)}
+    if found.get("description"):
+        context["op"] = found["description"]
+    index = found.get("invoke_index")
+    if isinstance(index, int) and 0 <= index < len(events) and \
+            events[index].index == index:
+        process = events[index].process
+        context["process"] = process
+        completion = next((e for e in events[index + 1:] if e.process == process), None)
+        if completion is not None and completion.node:
+            context["node"] = completion.node
+    context["faults"] = faults_in_force(events, found["call"])
+    return context
+
+
+def faults_in_force(events: Iterable[Op], time: int) -> list[str]:
+    """The faults applied before `time` and not yet being undone at it, each described in a
+    line ("start-partition shape=isolate links=n1->n2,...")."""
+    active: dict[str, str] = {}
+    for event in events:
+        if event.time > time:
+            break
+        if not event.is_nemesis:
+            continue
+        if event.f == HEAL:
+            active.clear()
+            continue
+        value = event.value if isinstance(event.value, dict) else {}
+        try:
+            kind = nemesis.kind_of({"f": event.f, "value": value})
+        except ValueError:
+            continue
+        starting = "of" not in value
+        if starting and event.type == "info" and not value.get("error") and \
+                not value.get("skipped"):
+            active[kind] = _describe(event.f, value)
+        elif not starting and event.type == "invoke":
+            active.pop(kind, None)
+    return list(active.values())
+
+
+def _describe(f: str, value: dict[str, Any]) -> str:
+    parts = [f]
+    for name in FAULT_DETAILS:
+        if name in value and value[name] not in (None, [], ""):
+            item = value[name]
+            text = ",".join(map(str, item)) if isinstance(item, list) else str(item)
+            parts.append(f"{name}={text}")
+    return " ".join(parts)
