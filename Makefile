@@ -24,7 +24,7 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
 
-# The full planted-bug matrix (about half an hour).
+# The full planted-bug matrix and the etcd cases (about an hour; etcd needs root).
 validate: $(STAMP)
 	$(BIN)/faultline validate
 

@@ -3,7 +3,8 @@
 Each planted bug runs under the faults that expose it, over several seeds, and must be caught
 (an invalid verdict) in most of them; each safe configuration runs under combined faults and
 must be valid in all of them; `async` replication is shown losing acknowledged writes when
-its leader crashes, as the pattern says it may.
+its leader crashes, as the pattern says it may. etcd, a real system, must stay valid with
+linearizable reads and be caught with serializable ones.
 """
 
 from __future__ import annotations
@@ -134,6 +135,14 @@ MATRIX = [
     _safe("quorum-follower-session", workload="session"),
     # An async leader acknowledges what only its own log has: cut off, it acknowledges
     # writes the new leader never gets, and healing rolls them back.
+    # etcd, a correct real system, plainly configured: linearizable reads under every fault
+    # it takes (the leader targeted too) must stay valid; its known weakness, serializable
+    # reads answered by members from their own state, must be found stale under partitions.
+    Case("etcd-linearizable", SAFE, {"system": "etcd", "time_limit": 60.0,
+                                     "nemesis": ("partition", "kill", "pause")}, 10, 10),
+    Case("etcd-serializable", BUG, {"system": "etcd", "time_limit": 60.0,
+                                    "nemesis": ("partition",),
+                                    "system_options": {"read": "serializable"}}, 5, 4),
     Case("async-leader-cut-off", SHOWN, {"time_limit": 20.0, "nemesis": ("partition",),
                                          "nemesis_interval": 4.0,
                                          "nemesis_options": LEADER_CUT_OFF, "keys": 1,

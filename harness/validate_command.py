@@ -29,7 +29,8 @@ def register(sub) -> None:
     p.add_argument("--first-seed", type=int, default=1, help="the first seed (default 1)")
     p.add_argument("--runs-dir", default="runs", help="where runs are stored (default runs)")
     p.add_argument("--network", choices=NETWORK_NAMES,
-                   help="the network every case runs on (default: refnode's, proxy)")
+                   help="the network every case runs on (default: each case's system's "
+                        "own: proxy for refnode, netns for etcd)")
     p.add_argument("--json", action="store_true", help="print the matrix as JSON")
     p.set_defaults(handler=validate)
 
@@ -51,7 +52,11 @@ def validate(args: argparse.Namespace) -> int:
     runnable = []
     for case in cases:
         try:
-            case.spec(args.first_seed, args.runs_dir, args.time_limit, args.network)
+            spec = case.spec(args.first_seed, args.runs_dir, args.time_limit, args.network)
+            found = spec.adapter().availability()
+            if not found.available:
+                raise SpecError(f"{spec.system} cannot run here: {found.detail}; install: "
+                                f"{found.install}")
             runnable.append(case)
         except SpecError as exc:
             if args.cases:

