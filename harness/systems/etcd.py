@@ -16,9 +16,10 @@ A refusal before sending, a failed comparison or an error etcd gives before prop
 `fail`; a timeout or a connection lost after sending is `info`. Reads fail rather than go
 `info`: they change nothing.
 
-Capabilities: a leader probe and a status probe (maintenance status: raft term and leader)
-for leader-targeted faults and the election-safety observer. No clock control (Go reads the
-clock without libc, so libfaketime cannot move it) and no power loss.
+Capabilities: a leader probe (the maintenance status: whom the members name as leader)
+for leader-targeted faults, and each member's raft state (`/debug/vars`) for the
+election-safety observer. No clock control (Go reads the clock without libc, so libfaketime
+cannot move it) and no power loss.
 """
 
 from __future__ import annotations
@@ -133,8 +134,15 @@ class EtcdClient:
         self.gateway.close()
 
 
+ROLES = {"StateLeader": "leader", "StateFollower": "follower", "StateCandidate": "candidate",
+         "StatePreCandidate": "candidate"}
+
+
 class EtcdStatusReader:
-    """A member's role and term, from its maintenance status (for the observer)."""
+    """A member's role, term, vote and leader, from one snapshot of its raft state (for the
+    observer). Not the maintenance status: its term is the term of the last entry applied,
+    so a newly elected leader reports the previous term for a moment, which made a correct
+    etcd look like it had two leaders in one term."""
 
     def __init__(self, system: "EtcdSystem", gateway: Gateway):
         self.system = system
@@ -142,13 +150,12 @@ class EtcdStatusReader:
 
     def read(self) -> dict | None:
         try:
-            status = self.gateway.status()
+            raft = self.gateway.raft_status()
         except (NotSent, EtcdError, requests.RequestException, KeyError, ValueError):
             return None
         names = self.system.member_names(self.gateway)
-        leader = status["leader"]
-        return {"role": "leader" if leader == status["member_id"] else "follower",
-                "term": status["term"], "leader": names.get(leader)}
+        return {"role": ROLES.get(raft["state"], raft["state"]), "term": raft["term"],
+                "vote": names.get(raft["vote"]), "leader": names.get(raft["lead"])}
 
     def close(self) -> None:
         self.gateway.close()
@@ -237,7 +244,7 @@ class EtcdSystem(Adapter):
 
     # --- capabilities ----------------------------------------------------------------------
 
-    def member_names(self, gateway: Gateway) -> dict[str, str]:
+    def member_names(self, gateway: Gateway) -> dict[int, str]:
         """Member id -> name (asked once: ids do not change while a cluster lives)."""
         if not self._names:
             try:

@@ -149,14 +149,29 @@ class Gateway:
     def status(self) -> dict:
         """The member's maintenance status: its id, the leader's id, raft term and index."""
         answer = self.call("/v3/maintenance/status", {})
-        return {"member_id": answer["header"]["member_id"], "leader": answer.get("leader"),
+        return {"member_id": int(answer["header"]["member_id"]),
+                "leader": int(answer.get("leader") or 0),
                 "term": int(answer.get("raftTerm", 0)), "index": int(answer.get("raftIndex", 0)),
                 "version": answer.get("version")}
 
-    def members(self) -> dict[str, str]:
-        """Member id -> member name."""
+    def raft_status(self) -> dict:
+        """The member's raft state as one snapshot (`/debug/vars`): its id, `term` (the
+        current term, where the maintenance status gives the term of the last entry applied,
+        which lags behind a new leader's), `vote`, `lead` and `state` ("StateLeader", ...).
+        Ids as integers."""
+        try:
+            response = self.session.get(f"{self.base}/debug/vars", timeout=self.timeout)
+        except requests.ConnectionError as exc:
+            raise NotSent(str(exc)) from None
+        raft = response.json()["raft.status"]
+        return {"id": int(raft["id"], 16), "term": int(raft["term"]),
+                "vote": int(raft["vote"], 16), "lead": int(raft["lead"], 16),
+                "state": raft["raftState"]}
+
+    def members(self) -> dict[int, str]:
+        """Member id (as an integer) -> member name."""
         answer = self.call("/v3/cluster/member/list", {})
-        return {m["ID"]: m.get("name", "") for m in answer.get("members", [])}
+        return {int(m["ID"]): m.get("name", "") for m in answer.get("members", [])}
 
     def close(self) -> None:
         self.session.close()

@@ -14,6 +14,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from contextlib import closing
 from pathlib import Path
 
@@ -80,8 +81,24 @@ def test_a_killed_leader_is_replaced_and_catches_up(tmp_path):
         leader = wait_for(cluster.leader, 15)
         with closing(cluster.client(leader, timeout=2.0)) as client:
             assert client.invoke("write", "k", 1)["type"] == "ok"
+        with closing(_reader(cluster, leader)) as reader:
+            old_term = reader.read()["term"]
         cluster.kill(leader)
         others = [n for n in cluster.ids if n != leader]
+        # Read the others' raft state as fast as possible through the election: a member
+        # that says it leads says so in a term after the old leader's (etcd's maintenance
+        # status, which gives the term of the last entry applied, did not, for a moment).
+        readers = [_reader(cluster, n) for n in others]
+        claims = []
+        deadline = time.monotonic() + 15
+        while not claims and time.monotonic() < deadline:
+            for reader in readers:
+                status = reader.read()
+                if status and status["role"] == "leader":
+                    claims.append(status)
+        for reader in readers:
+            reader.close()
+        assert claims and all(claim["term"] > old_term for claim in claims), claims
         new = wait_for(lambda: (cluster.leader() or None) if cluster.leader() != leader
                        else None, 15)
         assert new in others
@@ -93,6 +110,10 @@ def test_a_killed_leader_is_replaced_and_catches_up(tmp_path):
             assert read["value"] == 2 and read["node"] == leader
         run_dir = cluster.run_dir
     assert _leftovers(run_dir) == []
+
+
+def _reader(cluster, node):
+    return cluster.system.status_reader(cluster.layout.node(node), cluster.layout, 0.5)
 
 
 def _read_two(client):
