@@ -38,6 +38,7 @@ from harness.networks.netns import may_make_namespaces  # noqa: E402
 from harness.runner import run_test  # noqa: E402
 from harness.systems.etcd import EtcdSystem  # noqa: E402
 from harness.testspec import TestSpec  # noqa: E402
+from loadgen import run_threads  # noqa: E402
 
 DEADLINE = 20.0
 
@@ -47,9 +48,8 @@ def direct_rate(tmp: Path, clients: int, seconds: float) -> float:
     with Cluster(EtcdSystem(), 3, tmp / "direct", seed=1, network="netns") as cluster:
         _wait(cluster.leader)
         done = [0] * clients
-        stop = threading.Event()
 
-        def worker(i: int) -> None:
+        def worker(i: int, stop: threading.Event) -> None:
             rng = random.Random(i)
             with closing(cluster.client(cluster.ids[i % 3], timeout=1.0)) as client:
                 n = 0
@@ -62,13 +62,7 @@ def direct_rate(tmp: Path, clients: int, seconds: float) -> float:
                     n += 1
                 done[i] = n
 
-        threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
-        for t in threads:
-            t.start()
-        time.sleep(seconds)
-        stop.set()
-        for t in threads:
-            t.join()
+        run_threads(worker, clients, seconds)
         return sum(done) / seconds
 
 

@@ -29,6 +29,7 @@ from harness.runner import run_test  # noqa: E402
 from harness.systems.refnode import RefnodeSystem  # noqa: E402
 from harness.testspec import TestSpec  # noqa: E402
 from refnode.client import RefnodeClient  # noqa: E402
+from loadgen import run_threads  # noqa: E402
 
 
 def start_and_partition(tmp: Path, rounds: int, network: str) -> None:
@@ -66,9 +67,8 @@ def direct_rate(tmp: Path, clients: int, seconds: float) -> float:
             time.sleep(0.01)
         own = {slot.id: slot.client_address for slot in cluster.layout.nodes}
         done = [0] * clients
-        stop = threading.Event()
 
-        def worker(i: int) -> None:
+        def worker(i: int, stop: threading.Event) -> None:
             rng = random.Random(i)
             with RefnodeClient(own, cluster.ids[i % 3], timeout=1.0) as client:
                 n = 0
@@ -81,13 +81,7 @@ def direct_rate(tmp: Path, clients: int, seconds: float) -> float:
                     n += 1
                 done[i] = n
 
-        threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
-        for t in threads:
-            t.start()
-        time.sleep(seconds)
-        stop.set()
-        for t in threads:
-            t.join()
+        run_threads(worker, clients, seconds)
         return sum(done) / seconds
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from loadgen import run_threads  # noqa: E402
 from tests.refnode.local_cluster import LocalCluster  # noqa: E402
 
 
@@ -34,9 +35,8 @@ def load(cluster: LocalCluster, leader: str, clients: int, seconds: float, op: s
     """Ops/s, p50 ms, p99 ms and failures of `clients` threads doing `op` for `seconds`."""
     latencies: list[list[float]] = [[] for _ in range(clients)]
     failures = [0] * clients
-    stop = threading.Event()
 
-    def worker(i: int) -> None:
+    def worker(i: int, stop: threading.Event) -> None:
         home = cluster.ids[i % len(cluster.ids)] if read_mode == "follower" else leader
         with cluster.client(home, timeout=2.0) as client:
             n = 0
@@ -53,13 +53,7 @@ def load(cluster: LocalCluster, leader: str, clients: int, seconds: float, op: s
                     failures[i] += 1
                 n += 1
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    time.sleep(seconds)
-    stop.set()
-    for t in threads:
-        t.join()
+    run_threads(worker, clients, seconds)
     flat = [x for per in latencies for x in per]
     return len(flat) / seconds, quantile(flat, 0.5) * 1e3, quantile(flat, 0.99) * 1e3, \
         sum(failures)
