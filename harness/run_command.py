@@ -329,6 +329,10 @@ def print_summary(result: RunResult) -> None:
         what = f": {first['op']}{served}" if first.get("op") else ""
         out.print(f"first violation at {first['seconds']} s into the run{what}")
         out.print(f"  faults in force then: {'; '.join(first['faults']) or 'none'}")
+        if first.get("last_fault"):
+            last = first["last_fault"]
+            out.print(f"  the last fault before it, ended {last['ended_seconds_before']} s "
+                      f"earlier: {last['fault']}")
     elif results.get("first_violation_seconds") is not None:
         out.print(f"first violation at {results['first_violation_seconds']} s into the run")
     out.print(f"verdict: {report.verdict_text(result.valid)}   seed {result.seed}   "

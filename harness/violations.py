@@ -63,7 +63,8 @@ def first_violation_seconds(results: Iterable) -> float | None:
 
 def violation_context(results: Sequence, events: Sequence[Op]) -> dict[str, Any] | None:
     """The first violation with what the history adds: {"seconds", "op" (its description),
-    "process", "node" (that served it), "faults" (in force when it was invoked)}; None when
+    "process", "node" (that served it), "faults" (in force when it was invoked), and
+    "last_fault" (the last one that had ended by then, and how long before)}; None when
     nothing failed."""
     found = first_violation(results)
     if found is None:
@@ -79,14 +80,21 @@ def violation_context(results: Sequence, events: Sequence[Op]) -> dict[str, Any]
         completion = next((e for e in events[index + 1:] if e.process == process), None)
         if completion is not None and completion.node:
             context["node"] = completion.node
-    context["faults"] = faults_in_force(events, found["call"])
+    context["faults"], last = faults_in_force(events, found["call"])
+    if last is not None:
+        # Damage often outlives its fault (a member still catching up after a partition).
+        context["last_fault"] = {"fault": last[0],
+                                 "ended_seconds_before": round((found["call"] - last[1]) / 1e9,
+                                                               3)}
     return context
 
 
-def faults_in_force(events: Iterable[Op], time: int) -> list[str]:
+def faults_in_force(events: Iterable[Op], time: int) -> tuple[list[str], tuple | None]:
     """The faults applied before `time` and not yet being undone at it, each described in a
-    line ("start-partition shape=isolate links=n1->n2,...")."""
+    line ("start-partition shape=isolate links=n1->n2,..."), and the last fault that had
+    ended by then: (its line, when its undoing began), or None."""
     active: dict[str, str] = {}
+    last = None
     for event in events:
         if event.time > time:
             break
@@ -104,9 +112,9 @@ def faults_in_force(events: Iterable[Op], time: int) -> list[str]:
         if starting and event.type == "info" and not value.get("error") and \
                 not value.get("skipped"):
             active[kind] = _describe(event.f, value)
-        elif not starting and event.type == "invoke":
-            active.pop(kind, None)
-    return list(active.values())
+        elif not starting and event.type == "invoke" and kind in active:
+            last = (active.pop(kind), event.time)
+    return list(active.values()), last
 
 
 def _describe(f: str, value: dict[str, Any]) -> str:
