@@ -13,7 +13,7 @@ from harness.networks.netns import may_make_namespaces
 from harness.runner import run_test
 from harness.validate import BUG, MATRIX, REDUCED, SAFE, select
 
-TIME_LIMIT = 10.0
+TIME_LIMIT = 10.0       # the safe configuration's run
 
 
 NETWORKS = ["proxy", pytest.param("netns", marks=pytest.mark.skipif(
@@ -26,11 +26,13 @@ NETWORKS = ["proxy", pytest.param("netns", marks=pytest.mark.skipif(
 def test_reduced_matrix(case, network, tmp_path):
     runs = str(tmp_path / "runs")
     if case.kind == BUG:
-        # Real processes and real timing: a bug is given a second seed before it counts as
-        # missed (the full matrix asks for 4 of 5).
+        # Real processes and real timing: a bug runs as long as in the full matrix (on a
+        # busy machine the faults come late and elections take longer, and 10 s gave too
+        # few partitions), and is given a second seed before it counts as missed (the full
+        # matrix asks for 4 of 5).
         verdicts = []
         for seed in (1, 2):
-            result = run_test(case.spec(seed, runs, TIME_LIMIT, network))
+            result = run_test(case.spec(seed, runs, None, network))
             assert result.results["faults"]["partition"]["applied"] > 0
             verdicts.append(result.valid)
             if result.valid is False:
