@@ -151,7 +151,9 @@ def check_set_full(history: list[Op], *, linearizable: bool = False) -> Result:
 
     - stable: present in the last read;
     - lost: known, absent from the last read, and that read began after it was known
-      (invalid);
+      (invalid); counted apart when its add was acknowledged (`lost_acknowledged_count`),
+      and the invocation times of every lost element's add are in the counterexample
+      (`lost_add_calls`), for telling when the damage was done;
     - never-read: known, but no read began after it was known;
     - unacknowledged: its add ended `fail` or `info` and no read ever saw it (it may never
       have happened; not a problem).
@@ -183,6 +185,8 @@ def check_set_full(history: list[Op], *, linearizable: bool = False) -> Result:
     counts = dict.fromkeys((STABLE, LOST, NEVER_READ, UNACKNOWLEDGED, "stale", "unexpected"), 0)
     latencies: list[float] = []
     lost_examples: list[dict] = []
+    lost_calls: list[int] = []           # when every lost element's add was invoked
+    lost_acknowledged = 0
     stale_examples: list[dict] = []
     unexpected_examples: list[dict] = []
     unread_keys = []
@@ -200,8 +204,11 @@ def check_set_full(history: list[Op], *, linearizable: bool = False) -> Result:
             counts[state] += 1
             if latency is not None:
                 latencies.append(ns_to_ms(latency))
-            if state == LOST and len(lost_examples) < MAX_EXAMPLES:
-                lost_examples.append(_lost_example(key, e, key_reads))
+            if state == LOST:
+                lost_calls.append(e.add.call)
+                lost_acknowledged += e.acked_at is not None
+                if len(lost_examples) < MAX_EXAMPLES:
+                    lost_examples.append(_lost_example(key, e, key_reads))
             if stale:
                 counts["stale"] += 1
                 if len(stale_examples) < MAX_EXAMPLES:
@@ -220,6 +227,7 @@ def check_set_full(history: list[Op], *, linearizable: bool = False) -> Result:
 
     figures = {"keys": len(keys), "attempt_count": attempts, "acknowledged_count": acknowledged,
                "stable_count": counts[STABLE], "lost_count": counts[LOST],
+               "lost_acknowledged_count": lost_acknowledged,
                "never_read_count": counts[NEVER_READ],
                "unacknowledged_count": counts[UNACKNOWLEDGED],
                "stale_count": counts["stale"], "unexpected_count": counts["unexpected"],
@@ -230,6 +238,7 @@ def check_set_full(history: list[Op], *, linearizable: bool = False) -> Result:
         counterexample: dict[str, Any] = {}
         if lost_examples:
             counterexample["lost"] = lost_examples
+            counterexample["lost_add_calls"] = sorted(lost_calls)
         if unexpected_examples:
             counterexample["unexpected"] = unexpected_examples
         if bad_stale:

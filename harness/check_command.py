@@ -14,7 +14,7 @@ from checkers.linearizability import Budget
 from checkers.models import FAILED_CAS, MODELS, NIL_READS, make_model
 from checkers.suite import CHECKERS, DEFAULT_CHECKERS, Settings, run_checkers, unknown_checkers
 from harness import cli, report, store
-from harness.violations import first_violation_seconds, violation_context
+from harness.violations import first_violation_seconds, losses_context, violation_context
 
 DEFAULT_BUDGET_SECONDS = 300.0
 DEFAULT_MEMORY_MIB = 2048
@@ -134,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
         combined.update({k: recorded[k] for k in RECORDED_BY_THE_RUN if k in recorded})
         combined["first_violation_seconds"] = first_violation_seconds(results)
         combined["first_violation"] = violation_context(results, history)
+        combined["losses"] = losses_context(results, history)
         store.write_json(run_dir / store.RESULTS_FILE, combined)
     if args.json:
         print(json.dumps(combined, default=str))

@@ -69,6 +69,7 @@ class Cluster:
             for slot in slots:
                 self._start_node(slot)
             self.wait_ready(self.ids, ready_timeout)
+            self._start_companions(ready_timeout)
         except BaseException:
             self.close()
             raise
@@ -79,6 +80,31 @@ class Cluster:
         return self.supervisor.start(slot.id, self.system.command(slot, self.layout),
                                      slot.log_path, netns=slot.netns,
                                      grace=getattr(self.system, "STOP_GRACE", 5.0))
+
+    def _start_companions(self, timeout: float) -> None:
+        """Start each node's companion processes (Redis's Sentinels), once every node serves,
+        and wait until the system says the whole cluster is settled. Companions share their
+        node's namespace and are supervised like nodes; faults act on the nodes alone."""
+        companions = getattr(self.system, "companions", None)
+        if companions is None:
+            return
+        started = []
+        for slot in self.layout.nodes:
+            for name, argv in companions(slot, self.layout).items():
+                log = slot.log_path.with_name(f"{slot.id}-{name}.log")
+                started.append((self.supervisor.start(
+                    f"{slot.id}-{name}", argv, log, netns=slot.netns,
+                    grace=getattr(self.system, "STOP_GRACE", 5.0)), log))
+        unsettled = getattr(self.system, "unsettled", lambda layout: None)
+        deadline = time.monotonic() + timeout
+        while (reason := unsettled(self.layout)) is not None:
+            for process, log in started:
+                if not process.running:
+                    raise ClusterError(f"{process.name} exited while starting; see {log}")
+            if time.monotonic() > deadline:
+                raise ClusterError(f"{self.system.name} not settled after {timeout:g} s: "
+                                   f"{reason}")
+            time.sleep(0.05)
 
     def wait_ready(self, nodes: list[str], timeout: float = READY_TIMEOUT) -> None:
         """Wait until every node in `nodes` serves; ClusterError naming those that do not."""

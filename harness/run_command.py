@@ -335,6 +335,14 @@ def print_summary(result: RunResult) -> None:
                       f"earlier: {last['fault']}")
     elif results.get("first_violation_seconds") is not None:
         out.print(f"first violation at {results['first_violation_seconds']} s into the run")
+    losses = results.get("losses")
+    if losses:
+        low, high = losses["added_between_seconds"]
+        out.print(f"lost: {losses['lost']:,} element(s), {losses['acknowledged']:,} of them "
+                  f"acknowledged, added between {low} and {high} s into the run:")
+        for fault, count in losses["by_fault"].items():
+            out.print(f"  {count:>7,} added during {fault}" if not fault.startswith("no fault")
+                      else f"  {count:>7,} added with {fault}")
     out.print(f"verdict: {report.verdict_text(result.valid)}   seed {result.seed}   "
               f"{sum(result.counts.get(k, 0) for k in ('ok', 'fail', 'info')):,} operations "
               f"in {result.elapsed:.1f} s")

@@ -29,7 +29,7 @@ from harness.observer import Observer
 from harness.recorder import Recorder
 from harness.systems.base import LeaderProbe, StatusProbe, SystemUnavailable
 from harness.testspec import TestSpec
-from harness.violations import first_violation_seconds, violation_context
+from harness.violations import first_violation_seconds, losses_context, violation_context
 from harness.workloads import Invocation, Workload, make_workload
 
 CHECK_BUDGET_SECONDS = 60.0
@@ -133,6 +133,8 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
         report("recovering", [])
         liveness = _recover(cluster, spec.recovery_timeout)
         if liveness["recovered"]:
+            liveness = _settle(cluster, spec.recovery_timeout, liveness)
+        if liveness["recovered"]:
             report("final reads", [])
             _final_reads(cluster, workload, recorder, spec)
     finally:
@@ -151,6 +153,7 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
     combined["seed"] = seed
     combined["first_violation_seconds"] = first_violation_seconds(results)
     combined["first_violation"] = violation_context(results, recorder.events)
+    combined["losses"] = losses_context(results, recorder.events)
     store.write_json(run_dir / store.RESULTS_FILE, combined)
     return RunResult(run_dir, seed, combined["valid"], liveness, combined,
                      time.monotonic() - started, dict(recorder.counts))
@@ -195,6 +198,23 @@ def _recover(cluster: Cluster, timeout: float) -> dict[str, Any]:
         time.sleep(0.05)
     return {"recovered": False, "seconds": round(time.monotonic() - started, 3),
             "reason": f"no write accepted within {timeout:g} s after every fault ended"}
+
+
+def _settle(cluster: Cluster, timeout: float, liveness: dict[str, Any]) -> dict[str, Any]:
+    """Before the final reads, wait until the system says it has settled (Redis: every
+    Sentinel names the same primary, which has all its replicas): a final read from a node
+    about to be demoted would call lost what the real primary still has."""
+    unsettled = getattr(cluster.system, "unsettled", None)
+    if unsettled is None:
+        return liveness
+    started = time.monotonic()
+    while (reason := unsettled(cluster.layout)) is not None:
+        if time.monotonic() - started > timeout:
+            return dict(liveness, recovered=False,
+                        reason=f"not settled within {timeout:g} s after every fault ended: "
+                               f"{reason}")
+        time.sleep(0.1)
+    return dict(liveness, settled_seconds=round(time.monotonic() - started, 3))
 
 
 def _final_reads(cluster: Cluster, workload: Workload, recorder: Recorder,
@@ -268,7 +288,9 @@ class ClientPool:
         rng = random.Random(f"{self.seed}/client/{thread_id}")
         node = self.cluster.ids[thread_id % len(self.cluster.ids)]
         process = thread_id
-        client = self.cluster.client(node, timeout=spec.op_timeout)
+        client = self._connect(node)
+        if client is None:
+            return
         rate, mix = spec.phase_at(0.0)
         next_start = self._started + (rng.uniform(0, spec.concurrency / rate) if rate else 0)
         try:
@@ -288,6 +310,21 @@ class ClientPool:
                 if kind == "info":
                     process += spec.concurrency
                     client.close()
-                    client = self.cluster.client(node, timeout=spec.op_timeout)
+                    client = self._connect(node)
+                    if client is None:
+                        return
         finally:
-            client.close()
+            if client is not None:
+                client.close()
+
+    def _connect(self, node: str):
+        """A new client of `node`, or None once the pool is stopping. An adapter whose client
+        cannot be made right now (its constructor raised: a server that does not answer) is
+        asked again a moment later, rather than this client falling silent for the rest of
+        the run."""
+        while not self._stop.is_set():
+            try:
+                return self.cluster.client(node, timeout=self.spec.op_timeout)
+            except Exception:
+                self._stop.wait(min(self.spec.op_timeout, 0.5))
+        return None

@@ -80,27 +80,59 @@ def violation_context(results: Sequence, events: Sequence[Op]) -> dict[str, Any]
         completion = next((e for e in events[index + 1:] if e.process == process), None)
         if completion is not None and completion.node:
             context["node"] = completion.node
-    context["faults"], last = faults_in_force(events, found["call"])
+    timeline = fault_intervals(events)
+    context["faults"] = in_force(timeline, found["call"])
+    last = last_ended(timeline, found["call"])
     if last is not None:
         # Damage often outlives its fault (a member still catching up after a partition).
-        context["last_fault"] = {"fault": last[0],
+        context["last_fault"] = {"fault": last[2],
                                  "ended_seconds_before": round((found["call"] - last[1]) / 1e9,
                                                                3)}
     return context
 
 
-def faults_in_force(events: Iterable[Op], time: int) -> tuple[list[str], tuple | None]:
-    """The faults applied before `time` and not yet being undone at it, each described in a
-    line ("start-partition shape=isolate links=n1->n2,..."), and the last fault that had
-    ended by then: (its line, when its undoing began), or None."""
-    active: dict[str, str] = {}
-    last = None
+def losses_context(results: Sequence, events: Sequence[Op]) -> dict[str, Any] | None:
+    """For lost set elements: how many, how many of their adds were acknowledged, between
+    when their adds were invoked, and how many were added during each fault (or after the
+    last one ended, with none in force); None when no set lost anything."""
+    calls: list[int] = []
+    lost = acknowledged = 0
+    for result in results:
+        if result.valid is False and result.counterexample and \
+                result.counterexample.get("lost_add_calls"):
+            calls += result.counterexample["lost_add_calls"]
+            lost += result.figures.get("lost_count", 0)
+            acknowledged += result.figures.get("lost_acknowledged_count", 0)
+    if not calls:
+        return None
+    timeline = fault_intervals(events)
+    by_fault: dict[str, int] = {}
+    for call in calls:
+        during = in_force(timeline, call)
+        if not during:
+            last = last_ended(timeline, call)
+            during = [f"no fault (after {last[2]})" if last else "no fault"]
+        for fault in during:
+            by_fault[fault] = by_fault.get(fault, 0) + 1
+    return {"lost": lost, "acknowledged": acknowledged,
+            "added_between_seconds": [round(min(calls) / 1e9, 3), round(max(calls) / 1e9, 3)],
+            "by_fault": dict(sorted(by_fault.items(), key=lambda kv: -kv[1]))}
+
+
+Interval = tuple[int, int | None, str]      # start, end (None: never undone), description
+
+
+def fault_intervals(events: Iterable[Op]) -> list[Interval]:
+    """Each fault that took effect, from the moment it was applied to the moment its undoing
+    began (or the final heal), described in a line ("start-partition shape=isolate
+    links=n1->n2,...")."""
+    active: dict[str, tuple[int, str]] = {}
+    intervals: list[Interval] = []
     for event in events:
-        if event.time > time:
-            break
         if not event.is_nemesis:
             continue
         if event.f == HEAL:
+            intervals += [(start, event.time, desc) for start, desc in active.values()]
             active.clear()
             continue
         value = event.value if isinstance(event.value, dict) else {}
@@ -111,10 +143,24 @@ def faults_in_force(events: Iterable[Op], time: int) -> tuple[list[str], tuple |
         starting = "of" not in value
         if starting and event.type == "info" and not value.get("error") and \
                 not value.get("skipped"):
-            active[kind] = _describe(event.f, value)
+            active[kind] = (event.time, _describe(event.f, value))
         elif not starting and event.type == "invoke" and kind in active:
-            last = (active.pop(kind), event.time)
-    return list(active.values()), last
+            start, desc = active.pop(kind)
+            intervals.append((start, event.time, desc))
+    intervals += [(start, None, desc) for start, desc in active.values()]
+    return sorted(intervals, key=lambda i: i[0])
+
+
+def in_force(timeline: list[Interval], time: int) -> list[str]:
+    """The faults in force at `time`."""
+    return [desc for start, end, desc in timeline
+            if start <= time and (end is None or time < end)]
+
+
+def last_ended(timeline: list[Interval], time: int) -> Interval | None:
+    """The fault whose undoing began last before `time`, if any."""
+    ended = [i for i in timeline if i[1] is not None and i[1] <= time]
+    return max(ended, key=lambda i: i[1]) if ended else None
 
 
 def _describe(f: str, value: dict[str, Any]) -> str:

@@ -22,7 +22,8 @@ from harness.systems.base import Adapter
 ENTRY_POINT_GROUP = "faultline.systems"
 # Built-in adapters: name -> "module:class", imported only when asked for.
 BUILTIN = {"refnode": "harness.systems.refnode:RefnodeSystem",
-           "etcd": "harness.systems.etcd:EtcdSystem"}
+           "etcd": "harness.systems.etcd:EtcdSystem",
+           "redis": "harness.systems.redis:RedisSystem"}
 
 
 class UnknownSystem(LookupError):

@@ -144,6 +144,21 @@ class System(Protocol):
 
 
 @runtime_checkable
+class Companions(Protocol):
+    """Each node has processes beside its server (Redis: a Sentinel), started once every
+    node serves, in the node's namespace, supervised like nodes; faults act on the servers.
+    `unsettled` says why the cluster as a whole is not ready yet (None once it is); the run
+    waits for it, and a cluster that never settles cannot be run (the reason is shown)."""
+
+    def companions(self, node: NodeSlot, layout: ClusterLayout) -> dict[str, list[str]]:
+        """Name -> argv of each process to run beside `node`'s server."""
+        ...
+
+    def unsettled(self, layout: ClusterLayout) -> str | None:
+        ...
+
+
+@runtime_checkable
 class PowerLoss(Protocol):
     """The system can lose what it had not synced, as after a power cut."""
 

