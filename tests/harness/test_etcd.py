@@ -70,7 +70,13 @@ def test_serializable_reads_are_caught_stale_under_partitions(tmp_path):
     assert result.results["checkers"]["linearizable"]["valid"] is False
     first = result.results["first_violation"]
     assert " read " in first["op"] and first["node"] in ("n1", "n2", "n3")
-    assert any(f.startswith("start-partition shape=isolate") for f in first["faults"])
+    # The stale read comes during an isolation or after one heals: the member rejoins
+    # through an election or a catch-up, and serves its old state meanwhile (seen up to
+    # 2.7 s after a heal, in the final reads; a CI run failed on that).
+    during = any(f.startswith("start-partition shape=isolate") for f in first["faults"])
+    after = "last_fault" in first and \
+        first["last_fault"]["fault"].startswith("start-partition shape=isolate")
+    assert during or after, first
     staleness = result.results["checkers"]["staleness"]["figures"]
     assert staleness["stale_reads"] > 0
     assert _leftovers(result.run_dir) == []
