@@ -3,7 +3,9 @@
 For each partition (each key when the model splits by key, by P-compositionality):
 1. the version sweep, when the store reported versions (linear; proof when it succeeds);
 2. the zone method, when written values are unique and there is no cas (O(n log n); decides);
-3. otherwise the general WGL search, under a time and memory budget.
+3. the chain method, when written values are unique, with cas (O(n log n); decides, except
+   when a failed cas read as a mismatch is not explained by the schedule it builds);
+4. otherwise the general WGL search, under a time and memory budget.
 A key whose search runs out of budget is "unknown"; any key that is not linearizable makes the
 history invalid, and its counterexample is reported.
 """
@@ -17,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Hashable, Sequence
 
-from checkers import versions, wgl, zones
+from checkers import chains, versions, wgl, zones
 from checkers.figures import jsonable
 from checkers.history import Op, Operation, pair
 from checkers.models import Model, ModelError
@@ -44,7 +46,8 @@ def check_linearizable(history: Sequence[Op], model: Model, *, budget: Budget | 
                        timed_out_fail: str | None = None, source: str | None = None) -> Result:
     """Decide whether `history` is linearizable under `model`.
 
-    - `method`: "auto" (fast paths where they apply), or force "search", "zones", "versions"
+    - `method`: "auto" (fast paths where they apply), or force "search", "zones", "chains",
+      "versions"
       (a forced method that does not apply is a ModelError).
     - `workers`: worker processes for independent keys; None chooses by history size.
     Returns a Result with valid True, False or "unknown" (budget spent), figures (ops, keys,
@@ -166,6 +169,21 @@ def _fast_paths(partitions: dict, model, method: str) -> tuple[list[dict], list]
         if method == "zones":
             raise ModelError("the zones method needs a register without cas and with unique "
                              "written values")
+        if method in ("auto", "chains") and chains.applicable(ops, model):
+            found = chains.check(ops, model)
+            if found.linearizable is not None:
+                outcome.update(valid=found.linearizable, method="chains")
+                if not found.linearizable:
+                    outcome.update(failed_op=found.failed_op, explanation=found.reason,
+                                   conflicting=found.conflicting,
+                                   state_before=found.state_before)
+                    return [outcome], []
+                outcomes.append(outcome)
+                continue
+            # Undecided (a failed cas the schedule built does not explain): the search decides.
+        elif method == "chains":
+            raise ModelError("the chains method needs a cas register with unique written "
+                             "values")
         searches.append((key, ops))
     return outcomes, searches
 

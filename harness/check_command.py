@@ -50,7 +50,8 @@ def register(sub) -> None:
     p.add_argument("--checker", action="append", metavar="NAME",
                    help=f"checker to run, repeatable or comma-separated; one of "
                         f"{', '.join(CHECKERS)} (default: {', '.join(DEFAULT_CHECKERS)})")
-    p.add_argument("--method", choices=["auto", "search", "zones", "versions"], default="auto",
+    p.add_argument("--method", choices=["auto", "search", "zones", "chains", "versions"],
+                   default="auto",
                    help="linearizability method (default auto: fast paths where they apply)")
     p.add_argument("--budget", type=_non_negative_float, default=DEFAULT_BUDGET_SECONDS,
                    metavar="SECONDS",
