@@ -4,7 +4,8 @@ Each planted bug runs under the faults that expose it, over several seeds, and m
 (an invalid verdict) in most of them; each safe configuration runs under combined faults and
 must be valid in all of them; `async` replication is shown losing acknowledged writes when
 its leader crashes, as the pattern says it may. etcd, a real system, must stay valid with
-linearizable reads and be caught with serializable ones.
+linearizable reads and be caught with serializable ones; Redis with Sentinel must be shown
+losing acknowledged writes when its primary is paused or cut off, and nothing without faults.
 """
 
 from __future__ import annotations
@@ -143,6 +144,15 @@ MATRIX = [
     Case("etcd-serializable", BUG, {"system": "etcd", "time_limit": 60.0,
                                     "nemesis": ("partition",),
                                     "system_options": {"read": "serializable"}}, 5, 4),
+    # Redis with Sentinel, plainly configured, clients with an application's patience (5 s):
+    # pauses and partitions of the primary lose acknowledged adds (Jepsen's finding); without
+    # faults, nothing is lost.
+    Case("redis-primary-faults", SHOWN, dict(
+        system="redis", workload="set", time_limit=60.0, nemesis=("pause", "partition"),
+        nemesis_interval=10.0, op_timeout=5.0,
+        nemesis_options={"targets": ["leader"], "shapes": ["isolate-leader"]}), 5, 4),
+    Case("redis-no-faults", SAFE, dict(system="redis", workload="set", time_limit=60.0,
+                                       nemesis=()), 5, 5),
     Case("async-leader-cut-off", SHOWN, {"time_limit": 20.0, "nemesis": ("partition",),
                                          "nemesis_interval": 4.0,
                                          "nemesis_options": LEADER_CUT_OFF, "keys": 1,

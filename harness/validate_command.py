@@ -30,7 +30,7 @@ def register(sub) -> None:
     p.add_argument("--runs-dir", default="runs", help="where runs are stored (default runs)")
     p.add_argument("--network", choices=NETWORK_NAMES,
                    help="the network every case runs on (default: each case's system's "
-                        "own: proxy for refnode, netns for etcd)")
+                        "own: proxy for refnode, netns for etcd and redis)")
     p.add_argument("--json", action="store_true", help="print the matrix as JSON")
     p.set_defaults(handler=validate)
 
