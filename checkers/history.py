@@ -120,14 +120,22 @@ class Operation:
         return self.output if self.f in READ_FS else self.input
 
     def describe(self) -> str:
-        """A short human description, e.g. ``process 3 write k1 := 5 (ok) [1200..1500]``."""
+        """A short human description with times in seconds from the start of the history,
+        e.g. ``process 3 write k1 5 (ok) [1.200000..1.201500 s]``; an operation that never
+        returned: ``[1.200000 s, never returned]``."""
         key = f" {self.key}" if self.key is not None else ""
         if self.f in READ_FS:
             what = f"{self.f}{key} -> {_show(self.output) if self.outcome == OK else '?'}"
         else:
             what = f"{self.f}{key} {_show(self.input)}"
-        ret = "..." if self.ret is None else str(self.ret)
-        return f"process {self.process} {what} ({self.outcome}) [{self.call}..{ret}]"
+        span = f"{seconds(self.call)} s, never returned" if self.ret is None else \
+            f"{seconds(self.call)}..{seconds(self.ret)} s"
+        return f"process {self.process} {what} ({self.outcome}) [{span}]"
+
+
+def seconds(nanoseconds: int | float) -> str:
+    """A history time (nanoseconds from its start) in seconds, to the microsecond."""
+    return f"{nanoseconds / 1e9:.6f}"
 
 
 READ_FS = frozenset({"read", "get", "r"})

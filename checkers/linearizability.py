@@ -17,7 +17,7 @@ import gc
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Hashable, Sequence
+from typing import Any, Callable, Hashable, Sequence
 
 from checkers import chains, versions, wgl, zones
 from checkers.figures import jsonable
@@ -41,15 +41,21 @@ class Budget:
     memory_bytes: int = DEFAULT_MEMORY_BYTES
 
 
+# progress(ops_done, ops_total, keys_done, keys_total), called as keys are decided.
+Progress = Callable[[int, int, int, int], None]
+
+
 def check_linearizable(history: Sequence[Op], model: Model, *, budget: Budget | None = None,
                        workers: int | None = None, method: str = "auto",
-                       timed_out_fail: str | None = None, source: str | None = None) -> Result:
+                       timed_out_fail: str | None = None, source: str | None = None,
+                       progress: Progress | None = None) -> Result:
     """Decide whether `history` is linearizable under `model`.
 
     - `method`: "auto" (fast paths where they apply), or force "search", "zones", "chains",
       "versions"
       (a forced method that does not apply is a ModelError).
     - `workers`: worker processes for independent keys; None chooses by history size.
+    - `progress`: told the operations and keys decided so far, as keys are decided.
     Returns a Result with valid True, False or "unknown" (budget spent), figures (ops, keys,
     methods used, configurations explored, seconds) and, on False, a counterexample naming the
     key, the op that cannot be placed, the longest linearizable prefix with the model state
@@ -64,17 +70,20 @@ def check_linearizable(history: Sequence[Op], model: Model, *, budget: Budget | 
         partitions = _partition(relevant, model.split_by_key)
         deadline = None if budget.seconds is None else time.monotonic() + budget.seconds
         outcomes, searches = _fast_paths(partitions, model, method)
+        tell = _Tally(partitions, progress)
+        tell(outcomes)
         if not any(o["valid"] is False for o in outcomes):
             if workers is None:
                 workers = _choose_workers(searches)
             if workers > 1 and len(searches) > 1:
-                outcomes += _run_parallel(searches, model, deadline, budget, workers)
+                outcomes += _run_parallel(searches, model, deadline, budget, workers, tell)
             else:
                 workers = 1
                 max_configs = budget.memory_bytes // wgl.BYTES_PER_CONFIG
                 for key, ops in searches:
                     outcome = _search_partition(key, ops, model, deadline, max_configs)
                     outcomes.append(outcome)
+                    tell([outcome])
                     if outcome["valid"] is False:
                         break
 
@@ -110,6 +119,24 @@ def check_linearizable(history: Sequence[Op], model: Model, *, budget: Budget | 
         summary = (f"linearizable: {len(relevant)} operations on {len(partitions)} keys "
                    f"({', '.join(f'{m}: {c}' for m, c in sorted(methods.items()))})")
     return Result("linearizable", verdict, summary, figures, counterexample)
+
+
+class _Tally:
+    """Counts decided keys and their operations for a progress callback (or does nothing)."""
+
+    def __init__(self, partitions: dict, progress: Progress | None):
+        self.sizes = {key: len(ops) for key, ops in partitions.items()}
+        self.total_ops = sum(self.sizes.values())
+        self.progress = progress
+        self.ops = self.keys = 0
+
+    def __call__(self, outcomes: list[dict]) -> None:
+        if self.progress is None:
+            return
+        for outcome in outcomes:
+            self.ops += self.sizes.get(outcome["key"], 0)
+            self.keys += 1
+        self.progress(self.ops, self.total_ops, self.keys, len(self.sizes))
 
 
 def _partition(ops: list[Operation], split: bool) -> dict[Hashable, list[Operation]]:
@@ -215,7 +242,8 @@ def _worker(index: int) -> dict:
                              _SHARED["max_configs"])
 
 
-def _run_parallel(tasks, model, deadline, budget: Budget, workers: int) -> list[dict]:
+def _run_parallel(tasks, model, deadline, budget: Budget, workers: int,
+                  tell: _Tally) -> list[dict]:
     import multiprocess
 
     context = multiprocess.get_context("fork")
@@ -228,6 +256,7 @@ def _run_parallel(tasks, model, deadline, budget: Budget, workers: int) -> list[
         with context.Pool(workers) as pool:
             for outcome in pool.imap_unordered(_worker, order):
                 outcomes.append(outcome)
+                tell([outcome])
                 if outcome["valid"] is False:
                     pool.terminate()
                     break

@@ -24,6 +24,7 @@ from typing import Any, Hashable
 
 from checkers.figures import jsonable, ns_to_ms, quantiles, sorted_values
 from checkers.history import INFO, OK, READ_FS, Op, Operation, pair, freeze
+from checkers.models import ModelError
 from checkers.result import UNKNOWN, Result
 
 ADD = "add"
@@ -32,9 +33,13 @@ STABLE_LATENCY_QS = (0, 0.5, 0.95, 0.99, 1)
 
 
 def _elements(read: Operation) -> list[Hashable]:
-    """The elements a set read returned (None is the empty set)."""
+    """The elements a set read returned (None is the empty set); ModelError when the read did
+    not return a collection (a register history given to a set checker)."""
     if read.output is None:
         return []
+    if not isinstance(read.output, (list, tuple, set, frozenset)):
+        raise ModelError(f"the set checkers need reads that return the whole set, got "
+                         f"{read.describe()} (event {read.complete_index})")
     return [freeze(e) for e in read.output]
 
 

@@ -2,7 +2,8 @@
 
 These are the figures a person reads first after a run (did anything work at all, how much
 failed under the faults, what the latencies were), as Jepsen's `stats` and `perf` checkers
-report them. They judge nothing except the one sign of a broken run: no operation succeeded.
+report them. They judge nothing: availability is not safety, and a history in which nothing
+succeeded is still consistent (the summary says so; a run's liveness check judges recovery).
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ def check_stats(history: list[Op]) -> Result:
       event); None when the span is empty;
     - `nemesis_events`: the number of nemesis events.
 
-    Verdict: True, unless no operation succeeded at all: then False ("no operation
-    succeeded"), since such a run tested nothing.
+    Verdict: always True (figures, not a judgement); the summary says when no operation
+    succeeded.
     """
     history = list(history)
     operations = pair(history)
@@ -67,7 +68,8 @@ def check_stats(history: list[Op]) -> Result:
         "nemesis_events": nemesis_events,
     }
     if by_type[OK] == 0:
-        return Result("stats", False, "no operation succeeded", figures)
+        return Result("stats", True, "no operation succeeded (the history tests little)",
+                      figures)
     return Result("stats", True,
                   f"{by_type[OK]} ok, {by_type[FAIL]} fail, {by_type[INFO]} info "
                   f"of {len(operations)} operations", figures)

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from checkers.election import check_election_safety
-from checkers.history import Op
-from checkers.linearizability import Budget, check_linearizable
+from checkers.history import OK, READ_FS, Op, client_events
+from checkers.linearizability import Budget, Progress, check_linearizable
 from checkers.lost_writes import check_register_lost_writes, check_set, check_set_full
-from checkers.models import Model, make_model
+from checkers.models import ADDS, WRITES, Model, make_model
 from checkers.result import Result, combine
 from checkers.session import check_session
 from checkers.staleness import check_staleness
@@ -33,11 +33,13 @@ class Settings:
     session_scope: str = "key"
     source: str | None = None
     observations: list[dict[str, Any]] | None = None
+    progress: Progress | None = None     # of the linearizability check, key by key
 
 
 def _linearizable(history: Sequence[Op], s: Settings) -> Result:
     return check_linearizable(history, s.model, budget=s.budget, workers=s.workers,
-                              method=s.method, timed_out_fail=s.timed_out_fail, source=s.source)
+                              method=s.method, timed_out_fail=s.timed_out_fail, source=s.source,
+                              progress=s.progress)
 
 
 CHECKERS: dict[str, Callable[[Sequence[Op], Settings], Result]] = {
@@ -51,6 +53,26 @@ CHECKERS: dict[str, Callable[[Sequence[Op], Settings], Result]] = {
     "election-safety": lambda h, s: check_election_safety(s.observations),
 }
 DEFAULT_CHECKERS = ("linearizable", "stats")
+SET_CHECKERS = ("set-full", "stats")
+
+
+def choose_checkers(history: Sequence[Op]) -> list[str]:
+    """The checkers fit for what `history` holds: set-full and stats for a set workload (adds,
+    reads of whole sets); otherwise linearizability and stats, and the session checks too when
+    every ok read and write carries a version (as a store that reports them gives)."""
+    fs: set[str] = set()
+    versioned = seen = 0
+    for op in client_events(history):
+        fs.add(op.f)
+        if op.type == OK and op.f in READ_FS | WRITES:
+            seen += 1
+            versioned += op.version is not None
+    if ADDS & fs and fs <= ADDS | READ_FS:
+        return list(SET_CHECKERS)
+    names = ["linearizable"]
+    if seen and versioned == seen:
+        names.append("session")
+    return names + ["stats"]
 
 
 def unknown_checkers(names: Sequence[str]) -> list[str]:

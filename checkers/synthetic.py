@@ -25,7 +25,8 @@ class Shape:
       take effect;
     - `unique_values`: every write writes a fresh value, else values are drawn from
       `small_values` choices;
-    - `cas_share`, `read_share`: the mix (the rest are writes);
+    - `cas_share`, `read_share`: the mix (the rest are writes); with unique values a cas
+      expects the value last written to its key (as the register workload does);
     - `versions`: completions carry the store's version (a global log index);
     - `stale_read`: make one read return a value that was surely overwritten before it began.
     """
@@ -64,6 +65,7 @@ def generate(shape: Shape, seed: int) -> list[Op]:
     keys = [None] if shape.keys == 1 else [f"k{i}" for i in range(shape.keys)]
     planned: list[_Planned] = []
     next_value = 1
+    recent: dict = {}
     # Each client is a logical thread; a crash replaces its process by a fresh one, as in Jepsen.
     clients = [(rng.randrange(0, 1000), c, c) for c in range(shape.clients)]
     heapq.heapify(clients)
@@ -78,10 +80,16 @@ def generate(shape: Shape, seed: int) -> list[Op]:
             f, value = "read", None
         elif roll < shape.read_share + shape.cas_share:
             f = "cas"
-            value = [rng.randrange(shape.small_values), _fresh(shape, rng, next_value)]
+            # As the register workload does: with unique values, a cas expects the value last
+            # sent to its key (often still there); with small values, any of them.
+            expected = recent.get(key) if shape.unique_values else \
+                rng.randrange(shape.small_values)
+            value = [expected, _fresh(shape, rng, next_value)]
+            recent[key] = value[1]
             next_value += 1
         else:
             f, value = "write", _fresh(shape, rng, next_value)
+            recent[key] = value
             next_value += 1
         crashed = rng.random() < shape.info_share
         takes_effect = not crashed or (f != "read" and rng.random() < 0.5)

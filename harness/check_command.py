@@ -12,7 +12,9 @@ from checkers.election import load_observations
 from checkers.formats import FORMATS, load_history
 from checkers.linearizability import Budget
 from checkers.models import FAILED_CAS, MODELS, NIL_READS, make_model
-from checkers.suite import CHECKERS, DEFAULT_CHECKERS, Settings, run_checkers, unknown_checkers
+from checkers.history import client_events
+from checkers.suite import (CHECKERS, DEFAULT_CHECKERS, Settings, choose_checkers, run_checkers,
+                            unknown_checkers)
 from harness import cli, report, store
 from harness.violations import first_violation_seconds, losses_context, violation_context
 
@@ -49,7 +51,9 @@ def register(sub) -> None:
                    help="EDN values are [key value] tuples (default: detected)")
     p.add_argument("--checker", action="append", metavar="NAME",
                    help=f"checker to run, repeatable or comma-separated; one of "
-                        f"{', '.join(CHECKERS)} (default: {', '.join(DEFAULT_CHECKERS)})")
+                        f"{', '.join(CHECKERS)} (default: chosen from the operations found: "
+                        f"set-full and stats for adds and set reads, else linearizable and "
+                        f"stats, with session when reads and writes carry versions)")
     p.add_argument("--method", choices=["auto", "search", "zones", "chains", "versions"],
                    default="auto",
                    help="linearizability method (default auto: fast paths where they apply)")
@@ -105,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
                              "directory")
     stored = _stored_test(run_dir) if run_dir else {}
 
-    names = _checker_names(args.checker) or stored.get("checkers") or list(DEFAULT_CHECKERS)
+    names = _checker_names(args.checker) or stored.get("checkers") or \
+        (list(DEFAULT_CHECKERS) if args.model else [])
     bad = unknown_checkers(names)
     if bad:
         raise cli.UsageError(f"unknown checker {', '.join(map(repr, bad))}; checkers: "
@@ -121,8 +126,14 @@ def run(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         history = _load(history_path, args.format, load_options)
     read_seconds = time.perf_counter() - started
-    with report.status(f"checking {len(history):,} events with {', '.join(names)}",
-                       quiet=args.json):
+    if not any(True for _ in client_events(history)):
+        raise cli.UsageError(f"{history_path}: no client operations (an empty history checks "
+                             "nothing)")
+    if not names:
+        # Nothing asked for: the checkers fit for the operations the history holds.
+        names = choose_checkers(history)
+    with report.check_progress(f"checking {len(history):,} events with {', '.join(names)}",
+                               quiet=args.json) as settings.progress:
         started = time.perf_counter()
         combined, results = run_checkers(history, names, settings)
     combined["history"] = str(history_path)

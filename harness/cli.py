@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
+from pathlib import Path
 
 from checkers.history import HistoryError
 from checkers.models import ModelError
@@ -20,6 +22,7 @@ UNKNOWN = 2
 BAD_INPUT = 3
 LIVENESS = 4
 COULD_NOT_RUN = 5
+INTERNAL_ERROR = 6     # a bug in faultline (a checker crashed): never a verdict
 INTERRUPTED = 130
 
 
@@ -45,6 +48,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = _Parser(prog="faultline",
                      description="Fault-injection testing and history checking for replicated "
                                  "stores.")
+    parser.add_argument("--debug", action="store_true",
+                        help="on an internal error, print the whole traceback")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     check_command.register(sub)
@@ -84,3 +89,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("faultline: interrupted", file=sys.stderr)
         return INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - anything else is a bug here, not a verdict
+        if args.debug:
+            traceback.print_exc()
+        where = _innermost_frame(exc)
+        print(f"faultline: internal error: {type(exc).__name__}: {exc} (at {where}; "
+              f"{'' if args.debug else 'rerun with --debug for the traceback; '}"
+              f"please report it)", file=sys.stderr)
+        return INTERNAL_ERROR
+
+
+def _innermost_frame(exc: BaseException) -> str:
+    """file:line of the innermost frame of `exc`'s traceback."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "unknown place"
+    last = frames[-1]
+    return f"{Path(last.filename).name}:{last.lineno}"

@@ -7,11 +7,13 @@ output of a command keeps only its results.
 from __future__ import annotations
 
 import contextlib
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
 
 # Piped output is read in logs and CI, where 80 columns would cut tables short.
@@ -55,6 +57,45 @@ def progress(total: int, message: str, quiet: bool = False) -> Iterator[Callable
         yield lambda: bar.advance(task)
 
 
+@contextlib.contextmanager
+def check_progress(message: str, quiet: bool = False) -> Iterator[Callable[..., None]]:
+    """Progress of a check on stderr while the block runs; yields the function the
+    linearizability check calls with (ops done, ops in all, keys done, keys in all). On a
+    terminal: a bar with ops and keys done, time elapsed and an estimate of what is left.
+    Elsewhere (a CI log): a line every 10 s once the check has run 2 s, and a last one."""
+    if quiet:
+        yield lambda *_: None
+        return
+    if err.is_terminal:
+        bar = Progress(TextColumn(message), BarColumn(), TextColumn("{task.fields[done]}"),
+                       TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
+                       console=err, transient=True)
+        with bar:
+            task = bar.add_task(message, total=None, done="")
+
+            def update(ops: int, total: int, keys: int, keys_total: int) -> None:
+                bar.update(task, completed=ops, total=max(total, 1),
+                           done=f"{ops:,}/{total:,} ops, {keys:,}/{keys_total:,} keys")
+            yield update
+        return
+    started = time.monotonic()
+    last_line: list[float | None] = [None]
+
+    def log(ops: int, total: int, keys: int, keys_total: int) -> None:
+        now = time.monotonic()
+        finished = ops >= total
+        recent = last_line[0] is not None and now - last_line[0] < 10
+        if now - started < 2 or (recent and not finished):
+            return
+        last_line[0] = now
+        elapsed = now - started
+        left = "" if finished or not ops else \
+            f", about {elapsed * (total - ops) / ops:.0f} s left"
+        err.print(f"{message}: {ops:,} of {total:,} ops, {keys:,} of {keys_total:,} keys, "
+                  f"{elapsed:.0f} s{left}")
+    yield log
+
+
 def print_results(combined: dict, results: list, written: Path | None = None) -> None:
     """The verdict of each checker, the combined verdict, and the counterexamples."""
     table = Table(title=f"checked {combined.get('history', '')}", title_justify="left")
@@ -78,7 +119,8 @@ def _print_counterexample(result) -> None:
     ce = result.counterexample
     out.print(f"\n[bold]{result.checker}: counterexample[/]")
     if result.checker == "linearizable":
-        out.print(f"  key: {ce.get('key')}   method: {ce.get('method')}")
+        key = "" if ce.get("key") is None else f"key: {ce['key']}   "
+        out.print(f"  {key}method: {ce.get('method')}")
         out.print(f"  {ce.get('explanation')}")
         out.print(f"  cannot place: {ce['op']['description']}")
         out.print(f"  state before it: {ce.get('state_before')}")
@@ -92,14 +134,44 @@ def _print_counterexample(result) -> None:
                 for op in ce[label]:
                     out.print(f"    {op['description']}")
         return
-    # Other checkers' counterexamples are plain JSON: show them compactly, a line per entry.
+    # Other checkers' counterexamples are JSON: one readable line per entry, operations by
+    # their descriptions, raw times and indexes (kept in results.json) left out.
     for name, value in ce.items():
+        if name in HIDDEN_ENTRIES:
+            continue
+        label = name.replace("_", " ")
         if isinstance(value, list):
-            out.print(f"  {name}:")
+            out.print(f"  {label}:" + ("" if value else " none"))
             for item in value[:10]:
-                out.print(f"    {item}")
+                out.print(f"    {readable(item)}", highlight=False)
+            if len(value) > 10:
+                out.print(f"    ... and {len(value) - 10} more (all in results.json)")
         else:
-            out.print(f"  {name}: {value}")
+            out.print(f"  {label}: {readable(value)}", highlight=False)
+
+
+# Counterexample entries kept for other uses (the run summary), not for reading.
+HIDDEN_ENTRIES = frozenset({"lost_add_calls"})
+# Fields of an entry a person does not read: raw nanosecond times and event indexes (the
+# operation's description carries its times in seconds).
+HIDDEN_FIELDS = frozenset({"call", "ret", "id", "invoke_index", "complete_index"})
+
+
+def readable(value: Any) -> str:
+    """A counterexample entry as one line: "name: value" pairs, an operation by its
+    description (with its version, when it has one), absent fields left out."""
+    if isinstance(value, dict):
+        if "op" in value and isinstance(value["op"], str):
+            version = value.get("version")
+            return value["op"] + (f" (version {version})" if version is not None else "")
+        if "description" in value:
+            return str(value["description"])
+        parts = [f"{k.replace('_', ' ')}: {readable(v)}" for k, v in value.items()
+                 if k not in HIDDEN_FIELDS and v is not None and v != []]
+        return "; ".join(parts)
+    if isinstance(value, (list, tuple)):
+        return ", ".join(readable(v) for v in value)
+    return str(value)
 
 
 def print_manifest(rows: list[dict]) -> None:

@@ -302,3 +302,13 @@ def test_versions_place_an_unseen_crashed_write_that_a_cas_expected():
     for i, op in enumerate(h2):
         op.index = i
     assert check_linearizable(h2, REGISTER).valid is False
+
+
+def test_progress_is_told_as_keys_are_decided():
+    h = generate(Shape(clients=5, keys=4, ops=400, unique_values=False), 3)
+    calls = []
+    result = check_linearizable(h, REGISTER, workers=1, progress=lambda *a: calls.append(a))
+    assert result.valid is True and result.figures["methods"] == {"search": 4}
+    checked = result.figures["checked_operations"]
+    assert calls[-1] == (checked, checked, 4, 4)
+    assert [c[2] for c in calls] == sorted(c[2] for c in calls) and len(calls) >= 4

@@ -136,7 +136,7 @@ def test_set_full_lost_element():
     assert result.figures["stable_count"] == 1
     [lost] = result.counterexample["lost"]
     assert lost["element"] == 2
-    assert "[20000000.." in lost["missing_from"]
+    assert "[0.020000..0.021000 s]" in lost["missing_from"]
 
 
 def test_set_full_seen_then_missing_is_lost_even_without_ack():

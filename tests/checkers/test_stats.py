@@ -64,14 +64,16 @@ def test_latency_quantiles_are_nearest_rank():
                                              "max": 100.0}
 
 
-def test_no_successful_operation_is_invalid():
+def test_no_successful_operation_is_reported_not_judged():
+    # Availability is not safety: Knossos has linearizable histories in which nothing
+    # succeeded, and they must not come out invalid.
     result = check_stats(history((0, 0, "invoke", "write", 1), (1, 0, "fail", "write", 1),
                                  (2, 1, "invoke", "read")))
-    assert result.valid is False
-    assert result.summary == "no operation succeeded"
+    assert result.valid is True
+    assert result.summary.startswith("no operation succeeded")
     assert result.figures["availability"]["overall"] == 0.0
     assert result.figures["latency_ms"]["write"] is None
-    assert check_stats([]).valid is False
+    assert check_stats([]).valid is True
 
 
 def test_quantiles_helper():

@@ -171,3 +171,89 @@ def test_faultline_proxy_serves_the_api_and_stops_on_sigterm():
     finally:
         proc.kill()
         proc.wait()
+
+
+# --- verdicts users can trust ------------------------------------------------------------
+
+def _write_events(path: Path, events: list[tuple]) -> Path:
+    """Events as (time, process, type, f, key, value) tuples, written as JSON Lines."""
+    lines = [json.dumps({"index": i, "time": t, "process": p, "type": kind, "f": f, "key": k,
+                         "value": v}) for i, (t, p, kind, f, k, v) in enumerate(events)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+SET_WITH_A_LOSS = [(0, 0, "invoke", "add", "s", 1), (10, 0, "ok", "add", "s", 1),
+                   (20, 1, "invoke", "add", "s", 2), (30, 1, "ok", "add", "s", 2),
+                   (40, 0, "invoke", "read", "s", None), (50, 0, "ok", "read", "s", [1])]
+
+
+def test_a_set_history_gets_the_set_checkers_without_options(tmp_path):
+    path = _write_events(tmp_path / "set.jsonl", SET_WITH_A_LOSS)
+    proc = faultline("check", str(path), "--json")
+    assert proc.returncode == 1, proc.stderr
+    result = json.loads(proc.stdout)
+    assert set(result["checkers"]) == {"set-full", "stats"}
+    assert result["checkers"]["set-full"]["figures"]["lost_count"] == 1
+
+
+def test_a_register_history_with_versions_gets_the_session_checks_too():
+    proc = faultline("check", str(EXAMPLES / "stale-read-history.jsonl"), "--json")
+    result = json.loads(proc.stdout)
+    assert list(result["checkers"]) == ["linearizable", "session", "stats"]
+    assert result["checkers"]["session"]["valid"] is False
+
+
+def test_a_set_checker_on_a_register_history_is_bad_input_not_a_crash():
+    proc = faultline("check", str(EXAMPLES / "register-history.jsonl"), "--checker", "set")
+    assert_one_line_error(proc, "set checkers need reads that return the whole set")
+
+
+def test_an_empty_history_is_bad_input(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert_one_line_error(faultline("check", str(empty)), "no client operations")
+    only_faults = _write_events(tmp_path / "faults.jsonl",
+                                [(0, "nemesis", "info", "start-partition", None, None)])
+    assert_one_line_error(faultline("check", str(only_faults)), "no client operations")
+
+
+CRASHING_CHECKER = (
+    "import sys\n"
+    "from checkers import suite\n"
+    "def crash(history, settings):\n"
+    "    raise KeyError('boom')\n"
+    "suite.CHECKERS['stats'] = crash\n"
+    "from harness.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n")
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_crashing_checker_is_an_internal_error_not_a_verdict(debug):
+    args = (["--debug"] if debug else []) + ["check", str(EXAMPLES / "register-history.jsonl"),
+                                             "--checker", "stats"]
+    proc = subprocess.run([sys.executable, "-c", CRASHING_CHECKER, *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 6, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("faultline: internal error: KeyError: 'boom'")
+    assert ("Traceback" in proc.stderr) is debug
+    assert ("--debug" in last) is not debug
+
+
+def test_counterexamples_read_as_text(tmp_path):
+    proc = faultline("check", str(EXAMPLES / "stale-read-history.jsonl"))
+    assert proc.returncode == 1
+    assert "{'" not in proc.stdout and "key: None" not in proc.stdout
+    assert " s]" in proc.stdout          # times in seconds from the start of the history
+    single_key = _write_events(tmp_path / "one.jsonl", [
+        (0, 0, "invoke", "write", None, 1), (10, 0, "ok", "write", None, 1),
+        (20, 1, "invoke", "write", None, 2), (30, 1, "ok", "write", None, 2),
+        (40, 0, "invoke", "read", None, None), (50, 0, "ok", "read", None, 1),
+        (60, 2, "invoke", "write", None, 3)])
+    proc = faultline("check", str(single_key))
+    assert proc.returncode == 1
+    assert "key: None" not in proc.stdout and "....." not in proc.stdout
+    proc = faultline("check", str(_write_events(tmp_path / "set.jsonl", SET_WITH_A_LOSS)))
+    assert "{'" not in proc.stdout and "lost_add_calls" not in proc.stdout
+    assert "missing from: process 0 read s -> [1]" in proc.stdout
