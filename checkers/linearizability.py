@@ -309,4 +309,4 @@ def _op_json(op: Operation) -> dict:
     return {"process": jsonable(op.process), "f": op.f, "key": jsonable(op.key),
             "input": op.input, "output": op.output, "outcome": op.outcome,
             "call": op.call, "ret": op.ret, "invoke_index": op.invoke_index,
-            "description": op.describe()}
+            "node": op.node, "description": op.describe()}

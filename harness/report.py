@@ -96,6 +96,31 @@ def check_progress(message: str, quiet: bool = False) -> Iterator[Callable[..., 
     yield log
 
 
+def print_context(results: dict) -> None:
+    """Where a run's results place its first violation (the node that served it, the faults
+    in force, the last one to end before it) and its lost elements (by fault)."""
+    first = results.get("first_violation")
+    if first:
+        served = f", served by {first['node']}" if first.get("node") else ""
+        what = f": {first['op']}{served}" if first.get("op") else ""
+        out.print(f"first violation at {first['seconds']} s into the run{what}")
+        out.print(f"  faults in force then: {'; '.join(first['faults']) or 'none'}")
+        if first.get("last_fault"):
+            last = first["last_fault"]
+            out.print(f"  the last fault before it, ended {last['ended_seconds_before']} s "
+                      f"earlier: {last['fault']}")
+    elif results.get("first_violation_seconds") is not None:
+        out.print(f"first violation at {results['first_violation_seconds']} s into the run")
+    losses = results.get("losses")
+    if losses:
+        low, high = losses["added_between_seconds"]
+        out.print(f"lost: {losses['lost']:,} element(s), {losses['acknowledged']:,} of them "
+                  f"acknowledged, added between {low} and {high} s into the run:")
+        for fault, count in losses["by_fault"].items():
+            out.print(f"  {count:>7,} added during {fault}" if not fault.startswith("no fault")
+                      else f"  {count:>7,} added with {fault}")
+
+
 def print_results(combined: dict, results: list, written: Path | None = None) -> None:
     """The verdict of each checker, the combined verdict, and the counterexamples."""
     table = Table(title=f"checked {combined.get('history', '')}", title_justify="left")
@@ -108,6 +133,7 @@ def print_results(combined: dict, results: list, written: Path | None = None) ->
     for result in results:
         if result.valid is False and result.counterexample:
             _print_counterexample(result)
+    print_context(combined)
     seconds = combined.get("seconds", {})
     out.print(f"verdict: {verdict_text(combined['valid'])}"
               f"  (read {seconds.get('read', 0):.2f} s, checked {seconds.get('check', 0):.2f} s)")
@@ -122,7 +148,10 @@ def _print_counterexample(result) -> None:
         key = "" if ce.get("key") is None else f"key: {ce['key']}   "
         out.print(f"  {key}method: {ce.get('method')}")
         out.print(f"  {ce.get('explanation')}")
-        out.print(f"  cannot place: {ce['op']['description']}")
+        op = ce["op"]
+        where = f"event {op.get('invoke_index')}" + \
+            (f", served by {op['node']}" if op.get("node") else "")
+        out.print(f"  cannot place: {op['description']} ({where})")
         out.print(f"  state before it: {ce.get('state_before')}")
         if ce.get("prefix_length"):
             out.print(f"  longest linearizable prefix: {ce['prefix_length']} ops, ending with:")

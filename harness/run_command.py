@@ -323,26 +323,7 @@ def print_summary(result: RunResult) -> None:
                           sorted((availability.get("by_f") or {}).items()) if share is not None)
         out.print(f"availability: {availability['overall']:.1%}" +
                   (f" ({per_f})" if per_f else ""))
-    first = results.get("first_violation")
-    if first:
-        served = f", served by {first['node']}" if first.get("node") else ""
-        what = f": {first['op']}{served}" if first.get("op") else ""
-        out.print(f"first violation at {first['seconds']} s into the run{what}")
-        out.print(f"  faults in force then: {'; '.join(first['faults']) or 'none'}")
-        if first.get("last_fault"):
-            last = first["last_fault"]
-            out.print(f"  the last fault before it, ended {last['ended_seconds_before']} s "
-                      f"earlier: {last['fault']}")
-    elif results.get("first_violation_seconds") is not None:
-        out.print(f"first violation at {results['first_violation_seconds']} s into the run")
-    losses = results.get("losses")
-    if losses:
-        low, high = losses["added_between_seconds"]
-        out.print(f"lost: {losses['lost']:,} element(s), {losses['acknowledged']:,} of them "
-                  f"acknowledged, added between {low} and {high} s into the run:")
-        for fault, count in losses["by_fault"].items():
-            out.print(f"  {count:>7,} added during {fault}" if not fault.startswith("no fault")
-                      else f"  {count:>7,} added with {fault}")
+    report.print_context(results)
     out.print(f"verdict: {report.verdict_text(result.valid)}   seed {result.seed}   "
               f"{sum(result.counts.get(k, 0) for k in ('ok', 'fail', 'info')):,} operations "
               f"in {result.elapsed:.1f} s")

@@ -257,3 +257,14 @@ def test_counterexamples_read_as_text(tmp_path):
     proc = faultline("check", str(_write_events(tmp_path / "set.jsonl", SET_WITH_A_LOSS)))
     assert "{'" not in proc.stdout and "lost_add_calls" not in proc.stdout
     assert "missing from: process 0 read s -> [1]" in proc.stdout
+
+
+def test_a_rechecked_run_directory_says_where_its_first_violation_stands(tmp_path):
+    from tests.harness.test_violations import _history
+    write_jsonl(_history(), tmp_path / "history.jsonl")
+    proc = faultline("check", str(tmp_path), "--checker", "linearizable")
+    assert proc.returncode == 1, proc.stderr
+    assert "cannot place: process 2 read k -> 0 (ok) [4.000000..5.000000 s] (event 6, " \
+           "served by n3)" in proc.stdout
+    assert "first violation at 4.0 s into the run: process 2 read k -> 0" in proc.stdout
+    assert "faults in force then: start-partition shape=isolate" in proc.stdout
