@@ -47,8 +47,10 @@ def check_staleness(history: list[Op], *, max_versions_behind: int | None = None
 
     Verdict: True (staleness is a measure, not a violation), unless `max_versions_behind` or
     `max_time_behind_ms` is given and some read exceeds it (strictly): then False, with up to
-    10 of the worst such reads as counterexample. "unknown" when there are ok reads but none
-    reports a version. O(n log n): per key, writes are swept in order of return against reads
+    10 of the worst such reads as counterexample. When there are ok reads but none reports a
+    version, nothing is measured: "unknown" if limits were given (the judgement asked for
+    cannot be made), else True with a summary that says so (a store that reports no versions,
+    such as Redis, must not make every run's verdict unknown). O(n log n): per key, writes are swept in order of return against reads
     in order of invocation, with Fenwick trees over version ranks.
     """
     operations = pair(history)
@@ -78,8 +80,10 @@ def check_staleness(history: list[Op], *, max_versions_behind: int | None = None
                "time_behind_ms": quantiles((ns_to_ms(m.time_behind) for m in measured), QS)}
     if not measured:
         if skipped:
-            return Result("staleness", UNKNOWN,
-                          "staleness needs read versions, and no read reports one", figures)
+            limited = max_versions_behind is not None or max_time_behind_ms is not None
+            return Result("staleness", UNKNOWN if limited else True,
+                          "not measured: staleness needs read versions, and no read reports "
+                          "one", figures)
         return Result("staleness", True, "no ok reads to measure", figures)
 
     def too_stale(m: _Staleness) -> bool:

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from harness import cli, faults, networks, report, systems
 from harness.options import format_value
-from harness.systems.base import Adapter, capabilities_of
+from harness.systems.base import Adapter, capabilities_of, capability_gaps
 
 
 def register(sub) -> None:
@@ -55,7 +55,7 @@ def fault_kinds(adapter: type[Adapter], network: str) -> dict[str, str | None]:
     if adapter.MAX_NODES is not None:
         nodes = min(nodes, adapter.MAX_NODES)
     setting = faults.Setting(nodes, capabilities_of(adapter), network, backend.features(),
-                             {}, backend.missing)
+                             {}, backend.missing, capability_gaps(adapter))
     return {kind: cls.refusal(setting) for kind, cls in faults.KINDS.items()}
 
 

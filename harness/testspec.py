@@ -22,7 +22,7 @@ from typing import Any
 from harness import faults, nemesis as nemesis_module, networks, systems
 from harness.networks.base import NetworkUnavailable
 from harness.options import OptionError
-from harness.systems.base import Adapter, capabilities_of
+from harness.systems.base import Adapter, capabilities_of, capability_gaps
 from harness.workloads import WORKLOADS as WORKLOAD_CLASSES
 
 WORKLOADS = tuple(WORKLOAD_CLASSES)
@@ -147,7 +147,7 @@ class TestSpec:
         backend = networks.backend(self.network)
         return faults.Setting(self.nodes, capabilities_of(self.adapter()), self.network,
                               backend.features(), dict(self.nemesis_options),
-                              backend.missing)
+                              backend.missing, capability_gaps(self.adapter()))
 
     def _check_network(self, adapter: type[Adapter]) -> None:
         if self.network is None:

@@ -45,6 +45,8 @@ class Setting:
     network_features: frozenset[str]
     options: dict[str, Any] = field(default_factory=dict)
     network_missing: Any = None        # feature -> why the network lacks it (a callable)
+    # capability -> why the system cannot use it here (it implements it, a library is absent)
+    capability_missing: dict[str, str] = field(default_factory=dict)
 
     def lacks(self, feature: str) -> str:
         """Why the network does not offer `feature`."""
@@ -111,7 +113,10 @@ class Fault:
         """Why this kind cannot run in `setting`, in one line (None: it can)."""
         for capability in sorted(cls.NEEDS):
             if capability not in setting.capabilities:
-                return f"the {cls.name} fault needs {_CAPABILITY_WORDS.get(capability, capability)}"
+                why = setting.capability_missing.get(capability)
+                return (f"the {cls.name} fault needs "
+                        f"{_CAPABILITY_WORDS.get(capability, capability)}" +
+                        (f": {why}" if why else ""))
         for feature in sorted(cls.NETWORK):
             if feature not in setting.network_features:
                 return f"the {cls.name} fault: {setting.lacks(feature)}"

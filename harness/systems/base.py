@@ -221,10 +221,20 @@ CAPABILITIES: dict[str, type] = {
 
 
 def capabilities_of(adapter: type | object) -> frozenset[str]:
-    """The names of the optional capabilities an adapter class (or instance) has."""
+    """The names of the optional capabilities an adapter class (or instance) has and can use
+    on this machine (see `capability_gaps`)."""
     cls = adapter if isinstance(adapter, type) else type(adapter)
+    gaps = capability_gaps(cls)
     return frozenset(name for name, protocol in CAPABILITIES.items()
-                     if issubclass(cls, protocol))
+                     if issubclass(cls, protocol) and name not in gaps)
+
+
+def capability_gaps(adapter: type | object) -> dict[str, str]:
+    """Capabilities an adapter implements but cannot use on this machine, each with why (an
+    adapter says so with a `capability_gaps` classmethod: a library it needs is absent)."""
+    cls = adapter if isinstance(adapter, type) else type(adapter)
+    gaps = getattr(cls, "capability_gaps", None)
+    return dict(gaps()) if gaps is not None else {}
 
 
 class Adapter:

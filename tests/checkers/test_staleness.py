@@ -70,7 +70,10 @@ def test_time_limit_exceeded():
 
 def test_reads_without_versions():
     unversioned = history((0, "write", "x", None, 0, 1), (1, "read", "x", None, 2, 3))
-    assert check_staleness(unversioned).valid == "unknown"
+    # Nothing measured: no judgement to make, unless limits asked for one.
+    plain = check_staleness(unversioned)
+    assert plain.valid is True and plain.summary.startswith("not measured")
+    assert check_staleness(unversioned, max_versions_behind=3).valid == "unknown"
     mixed = history((0, "write", "x", 1, 0, 1), (1, "read", "x", None, 2, 3),
                     (1, "read", "x", 0, 4, 5))
     result = check_staleness(mixed)
