@@ -31,7 +31,7 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Hashable, Sequence
 
-from checkers.history import FAIL, OK, Operation, freeze
+from checkers.history import FAIL, OK, Operation, freeze, seconds
 from checkers.models import CAS, READS, WRITES, CasRegister
 
 _INF = float("inf")
@@ -249,9 +249,9 @@ def _fit(ops, members: list[_Value]) -> tuple[_Chain, ChainOutcome | None]:
         if holder.lo > earliest:
             earliest, earliest_op = holder.lo, holder.lo_op
         if earliest > holder.hi:
-            why = (f"value {holder.value!r} must be in place by {holder.hi} (when "
+            why = (f"value {holder.value!r} must be in place by {_t(holder.hi)} (when "
                    f"{ops[holder.hi_op].describe()} returned), but cannot be before "
-                   f"{earliest} (when {ops[earliest_op].describe()} was invoked)")
+                   f"{_t(earliest)} (when {ops[earliest_op].describe()} was invoked)")
             # The op invoked too late is the one that cannot be placed (as the search says).
             return None, ChainOutcome(False, why, earliest_op, [holder.hi_op],
                                       previous.value if previous else None)
@@ -312,15 +312,15 @@ def _cycle(ops, late: _Chain, blocker: _Chain) -> ChainOutcome:
     (when `blocker` is not the initial chain) the reverse holds too."""
     head = late.values[0]
     reason = (f"value {head.value!r} (or a value its chain installs) must be in place by "
-              f"{late.deadline} (when {ops[late.deadline_op].describe()} returned), but "
-              f"{blocker.values[-1].value!r}'s chain holds the register until "
-              f"{blocker.frees} (when {ops[blocker.frees_op].describe()} was invoked)")
+              f"{_t(late.deadline)} (when {ops[late.deadline_op].describe()} returned), "
+              f"but {blocker.values[-1].value!r}'s chain holds the register until "
+              f"{_t(blocker.frees)} (when {ops[blocker.frees_op].describe()} was invoked)")
     conflicting = [late.deadline_op]
     if late.frees_op is not None and blocker.deadline_op is not None and \
             late.frees > blocker.deadline:
         reason += (f", and the other way round: {late.values[-1].value!r} must hold until "
-                   f"{late.frees}, after {blocker.values[0].value!r} must be in place "
-                   f"({blocker.deadline})")
+                   f"{_t(late.frees)}, after {blocker.values[0].value!r} must be in place "
+                   f"({_t(blocker.deadline)})")
         conflicting.append(blocker.deadline_op)
     return ChainOutcome(False, reason, blocker.frees_op, conflicting, blocker.values[-1].value)
 
@@ -350,3 +350,8 @@ def _check_mismatches(ops, order: list[_Chain], values: dict,
             return ChainOutcome(None, f"a failed cas expecting {expected!r} falls inside "
                                       "that value's span in the schedule built")
     return ChainOutcome(True)
+
+
+def _t(time: float) -> str:
+    """A history time for a person: seconds from the start of the history."""
+    return f"{seconds(time)} s"

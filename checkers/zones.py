@@ -19,7 +19,7 @@ import bisect
 from dataclasses import dataclass, field
 from typing import Hashable, Sequence
 
-from checkers.history import Operation, freeze
+from checkers.history import Operation, freeze, seconds
 from checkers.models import CAS, READS, WRITES, CasRegister
 
 _INF = float("inf")
@@ -157,4 +157,6 @@ def _conflict(ops, holder: _Cluster, other: _Cluster, nested: bool) -> ZoneOutco
 
 
 def _t(x) -> str:
-    return "the start" if x == _NEG_INF else str(x)
+    if x == _NEG_INF:
+        return "the start"
+    return "never" if x == _INF else f"{seconds(x)} s"

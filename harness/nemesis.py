@@ -24,9 +24,9 @@ from harness.faults import KINDS, FaultContext, Setting
 from harness.faults.base import stop_details
 from harness.options import Option, OptionError, parse_assignments
 
-OVERLAP = Option("overlap", "float", None, "run faults of different kinds at once: each kind "
+OVERLAP = Option("overlap", "float", None, "faults of different kinds at once: each kind "
                  "its own cycle, started this fraction of an interval after the previous "
-                 "kind's (true: 0.25)", minimum=0)
+                 "kind's (default, and true: 0.25; false: one fault at a time)", minimum=0)
 DEFAULT_OVERLAP = 0.25
 HEAL = "heal"                # the final sweep's action in the history
 
@@ -59,7 +59,9 @@ def resolve_options(kinds: Iterable[str], given: dict[str, Any],
             raise OptionError(f"{flag} {name} is for the {' and '.join(owners)} fault, which "
                               f"the test's faults ({', '.join(kinds) or 'none'}) do not include")
         if name == OVERLAP.name and isinstance(value, bool):
-            value = DEFAULT_OVERLAP if value else None     # `overlap = true` in TOML
+            # `overlap = true` in TOML: the default stagger; false: one fault at a time.
+            checked[name] = DEFAULT_OVERLAP if value else False
+            continue
         checked[name] = mine[name].check(value, f"{flag} ")
     return checked
 
@@ -90,13 +92,23 @@ def full_setting(nodes: int) -> Setting:
                    frozenset({PARTITION, REFUSE, LATENCY}))
 
 
+# A fault's gap to the next of its lane, as a share of the interval, and its duration, as a
+# share of that gap: drawn, so that one run holds faults shorter and longer than the system's
+# failure detection (a pause the leader survives, one that costs it its leadership).
+GAP_RANGE = (0.6, 1.4)
+DURATION_RANGE = (0.25, 0.85)
+
+
 def plan(faults: tuple[str, ...], nodes: list[str], time_limit: float, interval: float,
          seed: int, options: dict[str, Any] | None = None,
          setting: Setting | None = None) -> list[dict[str, Any]]:
-    """The fault schedule: a new fault every `interval` seconds, each lasting 40 to 60% of
-    it, none left running at `time_limit`. One fault at a time, unless `options["overlap"]`:
-    then each kind has its own cycle, that fraction of an interval after the previous kind's,
-    so that faults of different kinds overlap (a slow clock while the leader is cut off).
+    """The fault schedule: faults about every `interval` seconds (each gap drawn from 0.6 to
+    1.4 intervals), each lasting a quarter to most of its gap, none left running at
+    `time_limit`. With several kinds, each kind has its own cycle, started a fraction of an
+    interval (`options["overlap"]`, default 0.25) after the previous kind's, so that faults of
+    different kinds overlap as in Jepsen's combined nemeses (a pause during a partition, a
+    kill of the new leader while the old one is cut off); `overlap = false` runs one fault at
+    a time instead.
 
     Each step is {"at": seconds, "fault": kind, "f": action, "value": details}; each kind
     plans its own details (`Fault.plan`) from `options`, within what `setting` offers."""
@@ -106,23 +118,58 @@ def plan(faults: tuple[str, ...], nodes: list[str], time_limit: float, interval:
     steps: list[dict[str, Any]] = []
     if not faults:
         return steps
+    stagger = options.get("overlap")
+    if stagger is None and len(faults) > 1:
+        stagger = DEFAULT_OVERLAP
     lanes = [(faults, 0.0)]
-    if options.get("overlap"):
-        stagger = float(options["overlap"])
-        lanes = [((kind,), i * interval * stagger) for i, kind in enumerate(faults)]
+    if stagger is not None and stagger is not False:
+        lanes = [((kind,), i * interval * float(stagger)) for i, kind in enumerate(faults)]
     for kinds, offset in lanes:
         at = interval / 2 + offset
-        while at + interval * 0.6 < time_limit:
+        while True:
+            gap = interval * rng.uniform(*GAP_RANGE)
+            duration = gap * rng.uniform(*DURATION_RANGE)
+            if at + duration >= time_limit:
+                break
             kind = rng.choice(kinds)
             cls = KINDS[kind]
             value = cls.plan(nodes, rng, options, setting)
             steps.append({"at": round(at, 3), "fault": kind, "f": cls.START, "value": value})
-            steps.append({"at": round(at + interval * rng.uniform(0.4, 0.6), 3),
-                          "fault": kind, "f": cls.STOP,
+            steps.append({"at": round(at + duration, 3), "fault": kind, "f": cls.STOP,
                           "value": {"of": cls.START, **stop_details(value)}})
-            at += interval
+            at += gap
     steps.sort(key=lambda step: step["at"])
     return steps
+
+
+def describe_plan(schedule: list[dict[str, Any]]) -> list[str]:
+    """The schedule as a person reads it before a run: per kind, how many faults, aimed at
+    what (partition shapes, node targets), and how long they are held."""
+    if not schedule:
+        return ["fault plan: no faults"]
+    kinds: dict[str, dict[str, Any]] = {}
+    opened: dict[str, float] = {}
+    for step in schedule:
+        kind = kind_of(step)
+        entry = kinds.setdefault(kind, {"aims": {}, "held": []})
+        if step["f"] == KINDS[kind].START:
+            value = step.get("value", {})
+            aim = value.get("shape") or value.get("target") or "-"
+            if value.get("slow_link_ms"):
+                aim += " with a slow link"
+            entry["aims"][aim] = entry["aims"].get(aim, 0) + 1
+            opened[kind] = step["at"]
+        elif kind in opened:
+            entry["held"].append(step["at"] - opened.pop(kind))
+    count = sum(sum(e["aims"].values()) for e in kinds.values())
+    lines = [f"fault plan: {count} faults, the first at {schedule[0]['at']:g} s"]
+    for kind, entry in kinds.items():
+        aims = ", ".join(f"{aim} x{n}" for aim, n in
+                         sorted(entry["aims"].items(), key=lambda kv: -kv[1]))
+        held = entry["held"]
+        span = f"; held {min(held):.1f} to {max(held):.1f} s" if held else ""
+        lines.append(f"  {kind} x{sum(entry['aims'].values())}: {aims}{span}")
+    return lines
 
 
 def kind_of(step: dict[str, Any]) -> str:
@@ -158,7 +205,8 @@ class Nemesis:
         self.active: dict[str, dict[str, Any]] = {}     # kind -> what its start did
         self._tally = {kind: {"planned": sum(1 for s in schedule if kind_of(s) == kind and
                                              s["f"] == KINDS[kind].START),
-                              "applied": 0, "skipped": [], "errors": []} for kind in kinds}
+                              "applied": 0, "skipped": [], "errors": [], "aims": {},
+                              "nodes": {}} for kind in kinds}
 
     def start(self, started_at: float) -> None:
         """Run the schedule; `started_at` is the monotonic time the step times count from."""
@@ -198,6 +246,7 @@ class Nemesis:
                     tally["skipped"].append(done["skipped"])
                 else:
                     tally["applied"] += 1
+                    _count_aim(tally, done)
             else:
                 started = self.active.pop(kind, None) or value
                 done = fault.stop(self.ctx, started, done)
@@ -251,4 +300,22 @@ class Nemesis:
         and every error, start or stop. A kind requested but never applied shows 0."""
         return {kind: {"planned": t["planned"], "applied": t["applied"],
                        "skipped": len(t["skipped"]), "skip_reasons": sorted(set(t["skipped"])),
-                       "errors": list(t["errors"])} for kind, t in self._tally.items()}
+                       "errors": list(t["errors"]), "aims": dict(t["aims"]),
+                       "nodes": dict(sorted(t["nodes"].items()))}
+                for kind, t in self._tally.items()}
+
+
+def _count_aim(tally: dict[str, Any], done: dict[str, Any]) -> None:
+    """Count what an applied fault aimed at (its shape or target) and the nodes it hit (a
+    node fault's nodes; a partition's nodes cut off from all others)."""
+    aim = done.get("shape") or done.get("target")
+    if aim:
+        tally["aims"][aim] = tally["aims"].get(aim, 0) + 1
+    hit = list(done.get("nodes") or [])
+    grudge = done.get("grudge")
+    if not hit and isinstance(grudge, dict):
+        everyone = set(grudge)
+        hit = [node for node, blocked in grudge.items()
+               if set(blocked) >= everyone - {node}]
+    for node in hit:
+        tally["nodes"][node] = tally["nodes"].get(node, 0) + 1

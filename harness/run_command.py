@@ -23,7 +23,7 @@ from rich.table import Table
 from harness import cli, nemesis as nemesis_module, report, store, systems
 from harness.networks import NAMES as NETWORK_NAMES
 from harness.options import OptionError, format_value, parse_assignments
-from harness.runner import Progress, RunResult, run_test
+from harness.runner import Progress, RunResult, plan_schedule, run_test
 from harness.testspec import (DEFAULT_SYSTEM, NEMESES, WORKLOADS, SpecError, TestSpec, build,
                               from_toml, parse_mix, parse_nemesis)
 
@@ -205,6 +205,8 @@ def execute(spec: TestSpec, argv: list[str]) -> int:
                      f"({spec.make_system().describe()}) on the {spec.network} network, "
                      f"{spec.workload} workload, faults {','.join(spec.nemesis) or 'none'}, "
                      f"{spec.time_limit:g} s, seed {spec.seed}")
+    for line in nemesis_module.describe_plan(plan_schedule(spec)):
+        report.err.print(line, highlight=False)
     display = _LiveProgress()
     try:
         with display:
@@ -268,7 +270,11 @@ def _faults_row(faults: dict[str, dict[str, Any]]) -> tuple[str, str]:
     parts = []
     for kind, t in faults.items():
         text = f"{kind} {t['applied']}/{t['planned']}"
-        extra = [f"{t['skipped']} skipped"] if t["skipped"] else []
+        aims = t.get("aims") or {}
+        nodes = t.get("nodes") or {}
+        extra = [", ".join(f"{aim} x{n}" for aim, n in aims.items())] if aims else []
+        extra += ["on " + " ".join(f"{node} x{n}" for node, n in nodes.items())] if nodes else []
+        extra += [f"{t['skipped']} skipped"] if t["skipped"] else []
         extra += [f"{len(t['errors'])} errors"] if t["errors"] else []
         parts.append(text + (f" ({', '.join(extra)})" if extra else ""))
     if any(not t["applied"] for t in faults.values()):
@@ -309,6 +315,10 @@ def print_summary(result: RunResult) -> None:
             if tally["errors"]:
                 why += f", {len(tally['errors'])} errors"
             out.print(f"[bold yellow]warning[/]: the {kind} fault never took effect ({why})")
+    bug = result.bug
+    if bug and result.valid is True:
+        out.print(f"[bold yellow]warning[/]: the planted bug {bug} was switched on, and this "
+                  f"run found nothing (a longer run, or faults aimed where it lives, may)")
     stats = results.get("checkers", {}).get("stats", {}).get("figures", {})
     latency = stats.get("latency_ms") or {}
     if latency:

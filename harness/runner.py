@@ -59,10 +59,22 @@ class RunResult:
     results: dict[str, Any]
     elapsed: float
     counts: dict[str, int] = field(default_factory=dict)
+    bug: str | None = None           # the planted bug the run switched on, if any
 
     @property
     def replay_command(self) -> str:
         return f"faultline replay {self.run_dir}"
+
+
+def plan_schedule(spec: TestSpec) -> list[dict[str, Any]]:
+    """The spec's fault schedule, planned from its seed when it has none yet (a replay brings
+    its own); the spec's seed must be chosen."""
+    if spec.schedule is None:
+        nodes = [f"n{i}" for i in range(1, spec.nodes + 1)]
+        spec.schedule = nemesis_module.plan(spec.nemesis, nodes, spec.time_limit,
+                                            spec.nemesis_interval, spec.seed,
+                                            spec.nemesis_options, spec.setting())
+    return spec.schedule
 
 
 def run_test(spec: TestSpec, *, argv: list[str] | None = None,
@@ -84,11 +96,7 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
     runs_dir = Path(spec.runs_dir)
     run_dir = store.create_run_dir(runs_dir, spec.name, seed)
     workload = make_workload(spec.workload, spec.keys, spec.cas_share, spec.mix)
-    nodes = [f"n{i}" for i in range(1, spec.nodes + 1)]
-    if spec.schedule is None:
-        spec.schedule = nemesis_module.plan(spec.nemesis, nodes, spec.time_limit,
-                                            spec.nemesis_interval, seed, spec.nemesis_options,
-                                            spec.setting())
+    plan_schedule(spec)
     # Election safety is checked from the nodes' own reports, when the system gives them.
     observing = isinstance(system, StatusProbe)
     checkers = list(workload.checkers) + (["election-safety"] if observing else [])
@@ -156,7 +164,8 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
     combined["losses"] = losses_context(results, recorder.events)
     store.write_json(run_dir / store.RESULTS_FILE, combined)
     return RunResult(run_dir, seed, combined["valid"], liveness, combined,
-                     time.monotonic() - started, dict(recorder.counts))
+                     time.monotonic() - started, dict(recorder.counts),
+                     (spec.system_options or {}).get("bug"))
 
 
 def _reporter(on_progress, spec: TestSpec, recorder: Recorder, started: float):

@@ -31,7 +31,8 @@ from harness.options import Option
 TARGETS = ("one", "leader", "minority")
 ALL_TARGETS = TARGETS + ("majority", "all")
 TARGETS_OPTION = Option("targets", "str-list", None, "which nodes a fault of nodes picks "
-                        "from (default one, leader, minority)", choices=ALL_TARGETS)
+                        "from (default: the kind's own, see `faultline systems`)",
+                        choices=ALL_TARGETS)
 
 
 @dataclass(frozen=True)
@@ -155,11 +156,11 @@ _CAPABILITY_WORDS = {
 
 
 def plan_targets(nodes: list[str], rng: random.Random, options: dict[str, Any],
-                 setting: Setting) -> dict[str, Any]:
-    """A node fault's target, drawn from the `targets` option (by default one, leader,
-    minority; the leader only where the system can say which node leads), with the nodes it
-    resolves to when they do not depend on the cluster's state."""
-    targets = options.get("targets") or [t for t in TARGETS if t != "leader" or
+                 setting: Setting, defaults: tuple[str, ...] = TARGETS) -> dict[str, Any]:
+    """A node fault's target, drawn from the `targets` option (by default from `defaults`,
+    the kind's own; the leader only where the system can say which node leads), with the
+    nodes it resolves to when they do not depend on the cluster's state."""
+    targets = options.get("targets") or [t for t in defaults if t != "leader" or
                                          "leader-probe" in setting.capabilities]
     target = rng.choice(tuple(targets))
     out: dict[str, Any] = {"target": target}
@@ -192,6 +193,9 @@ class NodeFault(Fault):
     power loss): it plans a target, and refuses the leader where nobody can find it."""
 
     OPTIONS: ClassVar[tuple[Option, ...]] = (TARGETS_OPTION,)
+    # What the kind aims at when the test does not say: Jepsen's reach (one node, the
+    # leader, a minority, a majority, every node), narrowed per kind to what does damage.
+    DEFAULT_TARGETS: ClassVar[tuple[str, ...]] = TARGETS
 
     @classmethod
     def refusal(cls, setting: Setting) -> str | None:
@@ -200,4 +204,4 @@ class NodeFault(Fault):
     @classmethod
     def plan(cls, nodes: list[str], rng: random.Random, options: dict[str, Any],
              setting: Setting) -> dict[str, Any]:
-        return plan_targets(nodes, rng, options, setting)
+        return plan_targets(nodes, rng, options, setting, cls.DEFAULT_TARGETS)

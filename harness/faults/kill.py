@@ -11,6 +11,8 @@ class Kill(NodeFault):
     name = "kill"
     START, STOP = "kill", "start"
     SUMMARY = "SIGKILL nodes, then restart them"
+    # Every reach: a majority or all of the nodes down tests recovery from the logs.
+    DEFAULT_TARGETS = ("one", "leader", "minority", "majority", "all")
 
     def start(self, ctx: FaultContext, value: dict[str, Any]) -> dict[str, Any]:
         value["nodes"] = ctx.nodes_of(value)

@@ -12,6 +12,9 @@ from harness.options import Option
 SHAPES = partitions.SHAPES
 # Shapes that make sense with two nodes (the others need a third).
 SMALL_SHAPES = ("isolate", "isolate-leader", "one-way")
+LEADER_SHARE = 0.5          # of default partitions that cut the leader off
+SLOW_LINK_SHARE = 1 / 3     # of those, on networks with latency, that keep one slow link
+DEFAULT_SLOW_LINK_MS = 2000.0
 
 
 class Partition(Fault):
@@ -51,12 +54,18 @@ class Partition(Fault):
 
     @classmethod
     def plan(cls, nodes, rng, options, setting) -> dict[str, Any]:
-        shapes = tuple(options.get("shapes") or
-                       (s for s in SHAPES if s != "isolate-leader" or
-                        "leader-probe" in setting.capabilities))
+        given = options.get("shapes")
+        shapes = tuple(given or (s for s in SHAPES if s != "isolate-leader" or
+                                 "leader-probe" in setting.capabilities))
         if len(nodes) < 3:
             shapes = tuple(s for s in shapes if s in SMALL_SHAPES) or ("isolate",)
-        shape = rng.choice(shapes)
+        if not given and "isolate-leader" in shapes and rng.random() < LEADER_SHARE:
+            # The leader cut off from the others while its clients still reach it is where
+            # most replication bugs show (stale reads, early acknowledgements, stale appends):
+            # by default it comes up as often as all the other shapes together.
+            shape = "isolate-leader"
+        else:
+            shape = rng.choice(shapes)
         grudge = None
         if shape == "halves":
             grudge = partitions.halves(nodes, rng)
@@ -72,6 +81,11 @@ class Partition(Fault):
         out: dict[str, Any] = {"shape": shape, "mode": options.get("partition_mode") or DROP}
         if grudge is not None:
             out["grudge"] = partitions.describe(grudge)
+        if shape == "isolate-leader" and not given and "slow_link_ms" not in options and \
+                LATENCY in setting.network_features and rng.random() < SLOW_LINK_SHARE:
+            # Now and then one link out of the deposed leader stays, slow: its old-term
+            # messages arrive after a new leader has been elected.
+            options = dict(options, slow_link_ms=DEFAULT_SLOW_LINK_MS)
         if shape == "isolate-leader" and options.get("slow_link_ms"):
             # One link out of the cut-off leader stays, but slow: its messages arrive long
             # after the others have moved on (a deposed leader heard from late).

@@ -11,6 +11,8 @@ class Pause(NodeFault):
     name = "pause"
     START, STOP = "pause", "resume"
     SUMMARY = "SIGSTOP nodes, then SIGCONT them"
+    # A paused leader resumed after a new one was elected is the classic stale leader.
+    DEFAULT_TARGETS = ("one", "leader", "minority", "majority")
 
     def start(self, ctx: FaultContext, value: dict[str, Any]) -> dict[str, Any]:
         value["nodes"] = ctx.nodes_of(value)

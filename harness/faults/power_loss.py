@@ -11,6 +11,8 @@ class PowerLoss(NodeFault):
     name = "power-loss"
     START, STOP = "power-loss", "start"
     SUMMARY = "kill nodes and lose what they had not synced, then restart them"
+    # One node's lost tail is repaired by the others; a majority's is what loses data.
+    DEFAULT_TARGETS = ("leader", "majority", "all")
     NEEDS = frozenset({"power-loss"})
 
     def start(self, ctx: FaultContext, value: dict[str, Any]) -> dict[str, Any]:

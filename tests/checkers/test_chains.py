@@ -44,7 +44,7 @@ def test_a_read_of_the_value_a_cas_replaced_is_rejected():
                 (4, 0, "invoke", "read", None), (5, 0, "ok", "read", 1))
     found = verdict(h)
     assert found.linearizable is False
-    assert "value 2 must be in place by 3" in found.reason
+    assert "value 2 must be in place by 0.000000 s" in found.reason
     result = check_linearizable(h, NO_OP)
     assert result.valid is False and result.counterexample["op"]["output"] == 1
 

@@ -120,7 +120,24 @@ def test_a_fault_that_cannot_be_applied_is_recorded_and_counted():
     assert report["kill"]["planned"] == len(infos) and report["kill"]["applied"] == 0
     assert len(report["kill"]["errors"]) == len(infos)
     assert report["pause"] == {"planned": 0, "applied": 0, "skipped": 0, "skip_reasons": [],
-                               "errors": []}
+                               "errors": [], "aims": {}, "nodes": {}}
+    assert report["kill"]["aims"] == {} and report["kill"]["nodes"] == {}   # none applied
+
+
+def test_the_report_counts_what_each_applied_fault_aimed_at_and_hit():
+    cluster, history = StandInCluster(), History()
+    n = nemesis.Nemesis(cluster, [], history.record, 1, requested=["kill", "partition"])
+    n.apply("kill", "kill", {"target": "minority", "nodes": ["n2"]})
+    n.apply("kill", "start", {"of": "kill", "target": "minority", "nodes": ["n2"]})
+    n.apply("kill", "kill", {"target": "majority", "nodes": ["n1", "n2"]})
+    grudge = partitions.describe(partitions.isolate(cluster.ids, "n3"))
+    n.apply("partition", "start-partition", {"shape": "isolate", "mode": DROP,
+                                             "grudge": grudge})
+    report = n.report()
+    assert report["kill"]["aims"] == {"minority": 1, "majority": 1}
+    assert report["kill"]["nodes"] == {"n1": 1, "n2": 2}
+    assert report["partition"]["aims"] == {"isolate": 1}
+    assert report["partition"]["nodes"] == {"n3": 1}
 
 
 def test_heal_all_stops_each_fault_then_sweeps():
@@ -170,3 +187,76 @@ def test_a_clock_a_stop_could_not_reset_is_reset_by_the_final_heal():
     assert cluster.clocks["n1"] == (0.0, 1.0)
     assert history.events[-1][2]["reset_clocks"] == ["n1"]
     assert n.report()["clock"]["errors"] == ["reset-clock: ClusterError: n1: timed out"]
+
+
+# --- default schedules: Jepsen's reach without tuning -----------------------------------
+
+NODES = ["n1", "n2", "n3"]
+
+
+def _starts(schedule, kind=None):
+    return [s for s in schedule if s["f"] == nemesis.KINDS[s["fault"]].START and
+            (kind is None or s["fault"] == kind)]
+
+
+def _spans(schedule):
+    """(kind, start, end) of each fault, pairing each start with its kind's next stop."""
+    spans, open_at = [], {}
+    for step in schedule:
+        cls = nemesis.KINDS[step["fault"]]
+        if step["f"] == cls.START:
+            open_at[step["fault"]] = step["at"]
+        else:
+            spans.append((step["fault"], open_at.pop(step["fault"]), step["at"]))
+    return spans
+
+
+def test_several_kinds_overlap_by_default_and_one_at_a_time_when_asked():
+    overlapping = nemesis.plan(("partition", "kill"), NODES, 120.0, 5.0, seed=3)
+    spans = _spans(overlapping)
+    assert any(a[0] != b[0] and a[1] < b[2] and b[1] < a[2] for a in spans for b in spans)
+    serial = nemesis.plan(("partition", "kill"), NODES, 120.0, 5.0, seed=3,
+                          options={"overlap": False})
+    ordered = sorted(_spans(serial), key=lambda s: s[1])
+    assert all(a[2] <= b[1] for a, b in zip(ordered, ordered[1:]))
+    assert {s[0] for s in ordered} == {"partition", "kill"}
+
+
+def test_gaps_and_durations_are_drawn_over_a_range_and_end_in_time():
+    schedule = nemesis.plan(("pause",), NODES, 300.0, 5.0, seed=8)
+    spans = _spans(schedule)
+    durations = [end - start for _, start, end in spans]
+    gaps = [b[1] - a[1] for a, b in zip(spans, spans[1:])]
+    assert min(durations) < 1.5 and max(durations) > 4.0, durations
+    assert min(gaps) >= 3.0 - 1e-6 and max(gaps) <= 7.0 + 1e-6 and max(gaps) - min(gaps) > 2
+    assert all(end < 300.0 for _, _, end in spans)
+
+
+def test_each_kind_aims_at_its_own_default_targets():
+    def targets(kind, seed=1):
+        return {s["value"]["target"] for s in _starts(nemesis.plan(
+            (kind,), NODES, 400.0, 5.0, seed=seed))}
+    assert targets("kill") == {"one", "leader", "minority", "majority", "all"}
+    assert targets("pause") == {"one", "leader", "minority", "majority"}
+    assert targets("power-loss") == {"leader", "majority", "all"}
+    # Without a leader probe the leader is never a default target.
+    from harness.faults import Setting
+    blind = Setting(3, frozenset({"power-loss"}), "proxy", frozenset({"partition"}))
+    plan = nemesis.plan(("power-loss",), NODES, 400.0, 5.0, seed=1, setting=blind)
+    assert {s["value"]["target"] for s in _starts(plan)} == {"majority", "all"}
+
+
+def test_default_partitions_cut_the_leader_off_half_the_time_some_with_a_slow_link():
+    shapes = [s["value"] for s in _starts(nemesis.plan(("partition",), NODES, 2000.0, 5.0,
+                                                       seed=2))]
+    leader = [v for v in shapes if v["shape"] == "isolate-leader"]
+    assert 0.4 < len(leader) / len(shapes) < 0.75, (len(leader), len(shapes))
+    slow = [v for v in leader if v.get("slow_link_ms")]
+    assert 0.15 < len(slow) / len(leader) < 0.5
+    assert len({v["shape"] for v in shapes}) == len(partitions.SHAPES)
+    # Shapes the test names are drawn evenly, and no slow link is added to them.
+    named = [s["value"] for s in _starts(nemesis.plan(
+        ("partition",), NODES, 2000.0, 5.0, seed=2,
+        options={"shapes": ["isolate-leader", "halves"]}))]
+    assert not any(v.get("slow_link_ms") for v in named)
+    assert 0.35 < sum(v["shape"] == "halves" for v in named) / len(named) < 0.65
