@@ -88,6 +88,12 @@ class FaultContext:
             self.cluster.restart(node, wait=False)
         return free
 
+    def up(self, nodes: list[str]) -> list[str]:
+        """Those of `nodes` running and not paused: another fault may have taken the rest
+        down, and overlapping faults take turns rather than fail."""
+        return [n for n in nodes if self.cluster.process(n).running and
+                not self.cluster.process(n).paused]
+
     def nodes_of(self, value: dict[str, Any]) -> list[str]:
         """The nodes a planned value names, the leader resolved now (a random node when
         there is none, as Jepsen does)."""

@@ -36,7 +36,10 @@ class Clock(NodeFault):
         self._skewed: dict[str, int | None] = {}    # node -> the process that was skewed
 
     def start(self, ctx: FaultContext, value: dict[str, Any]) -> dict[str, Any]:
-        value["nodes"] = ctx.nodes_of(value)
+        value["nodes"] = ctx.up(ctx.nodes_of(value))
+        if not value["nodes"]:
+            value["skipped"] = "its nodes were down or paused (another fault)"
+            return value
         for node in value["nodes"]:
             self._skewed[node] = ctx.cluster.process(node).pid
             ctx.cluster.set_clock(node, value["offset"], value["rate"])
@@ -53,8 +56,9 @@ class Clock(NodeFault):
 
     def _reset(self, ctx: FaultContext, nodes: list[str]) -> list[str]:
         """Reset each node's clock; a node restarted since it was skewed has a true clock
-        already. Every node is tried; the first error is raised after (and its node stays
-        on the list for `heal`)."""
+        already, and one paused meanwhile (by another fault) is left for `heal`. Every node
+        is tried; the first error is raised after (and its node stays on the list for
+        `heal`)."""
         done, errors = [], []
         for node in nodes:
             process = ctx.cluster.process(node)
@@ -63,6 +67,8 @@ class Clock(NodeFault):
             if not process.running or process.pid != self._skewed[node]:
                 del self._skewed[node]
                 continue
+            if process.paused:
+                continue      # paused by another fault: `heal` resets it at the end
             try:
                 ctx.cluster.set_clock(node, 0.0, 1.0)
             except Exception as exc:

@@ -15,7 +15,11 @@ class Pause(NodeFault):
     DEFAULT_TARGETS = ("one", "leader", "minority", "majority")
 
     def start(self, ctx: FaultContext, value: dict[str, Any]) -> dict[str, Any]:
-        value["nodes"] = ctx.nodes_of(value)
+        aimed = ctx.nodes_of(value)
+        value["nodes"] = ctx.up(aimed)
+        if not value["nodes"]:
+            value["skipped"] = "its nodes were down or paused already (another fault)"
+            return value
         for node in value["nodes"]:
             ctx.cluster.pause(node)
         return value

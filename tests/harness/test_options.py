@@ -125,5 +125,5 @@ def test_defaults_leave_out_the_leader_where_nobody_can_find_it():
     targets = {faults.KINDS["kill"].plan(nodes, rng, {}, setting)["target"] for _ in range(200)}
     shapes = {faults.KINDS["partition"].plan(nodes, rng, {}, setting)["shape"]
               for _ in range(200)}
-    assert targets == {"one", "minority"}
+    assert targets == {"one", "minority", "majority", "all"}     # kill's own, but the leader
     assert "isolate-leader" not in shapes and len(shapes) == 5

@@ -41,7 +41,10 @@ def test_the_schedule_is_data_determined_by_the_seed():
     assert all(step["at"] < 60 for step in first)
     starts = [s for s in first if "of" not in s["value"]]
     stops = [s for s in first if "of" in s["value"]]
-    assert len(starts) == len(stops) == 11
+    # Four kinds, each on its own cycle of about 5 s over 60 s.
+    assert len(starts) == len(stops) and 35 <= len(starts) <= 50
+    for kind in ("partition", "kill", "pause", "clock"):
+        assert 8 <= sum(s["fault"] == kind for s in starts) <= 14
     assert nemesis.plan((), nodes, 60, 5, 11) == []
 
 
@@ -369,7 +372,8 @@ def test_a_fault_that_never_took_effect_is_reported(tmp_path):
     (run_dir,) = (tmp_path / "refnode-register").iterdir()
     results = json.loads((run_dir / "results.json").read_text())
     assert results["faults"] == {"partition": {"planned": 0, "applied": 0, "skipped": 0,
-                                               "skip_reasons": [], "errors": []}}
+                                               "skip_reasons": [], "errors": [], "aims": {},
+                                               "nodes": {}}}
 
 
 def test_a_client_that_cannot_be_made_for_a_while_is_asked_again(tmp_path):
