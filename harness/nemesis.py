@@ -246,7 +246,7 @@ class Nemesis:
                     tally["skipped"].append(done["skipped"])
                 else:
                     tally["applied"] += 1
-                    _count_aim(tally, done)
+                    _count_aim(tally, done, self.cluster.ids)
             else:
                 started = self.active.pop(kind, None) or value
                 done = fault.stop(self.ctx, started, done)
@@ -305,16 +305,16 @@ class Nemesis:
                 for kind, t in self._tally.items()}
 
 
-def _count_aim(tally: dict[str, Any], done: dict[str, Any]) -> None:
+def _count_aim(tally: dict[str, Any], done: dict[str, Any], ids: list[str]) -> None:
     """Count what an applied fault aimed at (its shape or target) and the nodes it hit (a
-    node fault's nodes; a partition's nodes cut off from all others)."""
+    node fault's nodes; a partition's nodes that hear from none of the others in `ids`)."""
     aim = done.get("shape") or done.get("target")
     if aim:
         tally["aims"][aim] = tally["aims"].get(aim, 0) + 1
     hit = list(done.get("nodes") or [])
     grudge = done.get("grudge")
     if not hit and isinstance(grudge, dict):
-        everyone = set(grudge)
+        everyone = set(ids)
         hit = [node for node, blocked in grudge.items()
                if set(blocked) >= everyone - {node}]
     for node in hit:

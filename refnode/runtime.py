@@ -42,6 +42,7 @@ from refnode.wal import WriteAheadLog
 log = logging.getLogger("refnode")
 
 PEER_QUEUE_LIMIT = 4096          # messages held for a peer whose connection is down or slow
+STABLE_LINK_SECONDS = 1.0   # a link up this long was a good one
 RECONNECT_DELAY = (0.01, 0.2)    # first and longest pause between dial attempts
 
 
@@ -171,7 +172,7 @@ class PeerLink:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RECONNECT_DELAY[1])
                 continue
-            delay = RECONNECT_DELAY[0]
+            connected_at = asyncio.get_running_loop().time()
             _nodelay(writer)
             closed = asyncio.create_task(reader.read())   # EOF: the link went down
             try:
@@ -193,6 +194,13 @@ class PeerLink:
                 closed.cancel()
                 writer.close()
             self._drain()
+            # A link that closes at once (a proxy accepts, then finds the peer down) is a
+            # failed dial too: back off, rather than redial hundreds of times a second.
+            if asyncio.get_running_loop().time() - connected_at < STABLE_LINK_SECONDS:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_DELAY[1])
+            else:
+                delay = RECONNECT_DELAY[0]
 
     def _drain(self) -> None:
         while not self.queue.empty():

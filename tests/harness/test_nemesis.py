@@ -274,3 +274,13 @@ def test_overlapping_faults_take_turns_on_a_node_another_fault_took_down():
     assert report["pause"]["errors"] == [] and report["pause"]["skipped"] == 1
     assert report["pause"]["nodes"] == {"n1": 1}
     assert cluster.process("n1").paused and not cluster.process("n2").running
+
+
+def test_a_partition_that_isolates_nobody_hits_no_node():
+    cluster, history = StandInCluster(), History()
+    n = nemesis.Nemesis(cluster, [], history.record, 1, requested=["partition"])
+    n.apply("partition", "start-partition", {"shape": "one-way", "mode": DROP,
+                                             "grudge": partitions.describe(
+                                                 partitions.one_way("n1", "n2"))})
+    report = n.report()
+    assert report["partition"]["aims"] == {"one-way": 1} and report["partition"]["nodes"] == {}
