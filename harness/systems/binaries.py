@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Callable
 
 
 def find_binary(env: str, command: str, package: str, inside: str,
@@ -55,3 +56,23 @@ def binary_version(binary: str, pattern: str) -> str | None:
 def older_than(version: str, minimum: tuple[int, int]) -> bool:
     """Whether `version`'s major.minor is below `minimum`."""
     return tuple(int(n) for n in re.findall(r"\d+", version)[:2]) < minimum
+
+
+def binary_availability(found: tuple[str | None, str], version_of: Callable[[str], str | None],
+                        label: str, minimum: tuple[int, int], install: str):
+    """Whether a server binary can run here, as an adapter's `availability()` says it: `found`
+    is what `find_binary` gave, `version_of` reads its version, `label` names the server in
+    messages (`etcd`, `Redis`), `minimum` is the oldest version the adapter takes."""
+    from harness.systems.base import Availability
+
+    binary, where = found
+    if binary is None:
+        return Availability(False, detail=where, install=install)
+    version = version_of(binary)
+    if version is None:
+        return Availability(False, detail=f"{where} does not run ({Path(binary).name} "
+                                          f"--version failed)", install=install)
+    if older_than(version, minimum):
+        return Availability(False, version, f"{where} is {label} {version}; faultline needs "
+                                            f"{minimum[0]}.{minimum[1]} or newer", install)
+    return Availability(True, version, where)

@@ -29,8 +29,19 @@ from typing import Any, Mapping
 import requests
 
 from harness.options import Option, OptionError
-from harness.systems.base import Adapter, Availability, ClusterLayout, NodeSlot, SystemUnavailable
-from harness.systems.binaries import binary_version, find_binary, older_than
+from harness.systems.base import (
+    Adapter,
+    Availability,
+    ClusterLayout,
+    NodeSlot,
+    SystemUnavailable,
+)
+from harness.systems.binaries import (
+    binary_availability,
+    binary_version,
+    find_binary,
+    older_than,
+)
 from harness.systems.etcd_api import EtcdError, Gateway, NotSent
 
 ETCD_ENV = "FAULTLINE_ETCD"
@@ -164,17 +175,7 @@ class EtcdSystem(Adapter):
 
     @classmethod
     def availability(cls) -> Availability:
-        binary, where = find_etcd()
-        if binary is None:
-            return Availability(False, detail=where, install=INSTALL)
-        version = etcd_version(binary)
-        if version is None:
-            return Availability(False, detail=f"{where} does not run (etcd --version "
-                                              f"failed)", install=INSTALL)
-        if _too_old(version):
-            return Availability(False, version, f"{where} is etcd {version}; faultline "
-                                                f"needs 3.4 or newer", INSTALL)
-        return Availability(True, version, where)
+        return binary_availability(find_etcd(), etcd_version, "etcd", MIN_VERSION, INSTALL)
 
     def describe(self) -> str:
         return f"{self.options['read']} reads"

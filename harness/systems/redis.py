@@ -44,7 +44,12 @@ from harness.systems.base import (
     NodeSlot,
     SystemUnavailable,
 )
-from harness.systems.binaries import binary_version, find_binary, older_than
+from harness.systems.binaries import (
+    binary_availability,
+    binary_version,
+    find_binary,
+    older_than,
+)
 from harness.systems.redis_client import SERVICE, RedisClient, no_retries, sentinels_of
 
 REDIS_ENV = "FAULTLINE_REDIS_SERVER"
@@ -115,17 +120,7 @@ class RedisSystem(Adapter):
 
     @classmethod
     def availability(cls) -> Availability:
-        binary, where = find_redis()
-        if binary is None:
-            return Availability(False, detail=where, install=INSTALL)
-        version = redis_version(binary)
-        if version is None:
-            return Availability(False, detail=f"{where} does not run (redis-server --version "
-                                              f"failed)", install=INSTALL)
-        if _too_old(version):
-            return Availability(False, version, f"{where} is Redis {version}; faultline "
-                                                f"needs 5.0 or newer", INSTALL)
-        return Availability(True, version, where)
+        return binary_availability(find_redis(), redis_version, "Redis", MIN_VERSION, INSTALL)
 
     def describe(self) -> str:
         wait = f", WAIT {self.options['wait']}" if self.options["wait"] else ""

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import random
 import sys
 from pathlib import Path
 from typing import Any, Mapping
 
-from harness.options import Option, OptionError
 from harness import store
+from harness.options import Option, OptionError
 from harness.systems.base import Adapter, Availability, ClusterLayout, NodeSlot
 from refnode.client import RefnodeClient
 from refnode.config import BUGS, READ_MODES, REPLICATION_MODES, ClusterConfig
@@ -66,6 +67,16 @@ class RefnodeStatusReader:
 
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(ClusterConfig)}
+# The timings a real deployment would use, as etcd's defaults are (100 ms heartbeats, a 1 s
+# election timeout): a deposed leader leads on for up to 2 s without a quorum, as real ones
+# do, which is where stale reads and lost acknowledgements show. ClusterConfig's own (0.3 to
+# 0.6 s elections, 50 ms heartbeats) keep tests fast: FAULTLINE_REFNODE_TIMINGS=fast, which
+# the test suite sets, makes them the adapter's defaults.
+REALISTIC_TIMINGS = {"election_timeout_min": 1.0, "election_timeout_max": 2.0,
+                     "heartbeat_interval": 0.1}
+TIMINGS_ENV = "FAULTLINE_REFNODE_TIMINGS"
+if os.environ.get(TIMINGS_ENV, "realistic") != "fast":
+    _DEFAULTS.update(REALISTIC_TIMINGS)
 # ClusterConfig's timing fields, offered as options under the same names (float seconds).
 _TIMINGS = (
     ("election_timeout_min", "shortest election timeout, seconds"),

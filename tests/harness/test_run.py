@@ -408,3 +408,24 @@ def test_a_client_that_cannot_be_made_for_a_while_is_asked_again(tmp_path):
     pool.stop()
     recorder.close()
     assert StandIn.made == 4 and recorder.counts["ok"] > 20
+
+
+def test_refnode_defaults_to_realistic_timings_and_the_tests_to_fast_ones(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "FAULTLINE_REFNODE_TIMINGS"}
+    listed = subprocess.run([sys.executable, "-m", "harness", "systems", "--json"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60, env=env)
+    (refnode,) = [s for s in json.loads(listed.stdout) if s["name"] == "refnode"]
+    defaults = {o["name"]: o["default"] for o in refnode["options"]}
+    assert (defaults["election_timeout_min"], defaults["election_timeout_max"],
+            defaults["heartbeat_interval"]) == (1.0, 2.0, 0.1)
+    # A campaign with them runs, elects, and is valid.
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", "--time-limit", "6",
+                           "--nemesis", "none", "--seed", "2", "--runs-dir", str(tmp_path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    (run_dir,) = (tmp_path / "refnode-register").iterdir()
+    test = json.loads((run_dir / "test.json").read_text())
+    assert test["system"]["options"]["election_timeout_min"] == 1.0
+    from harness.systems.refnode import RefnodeSystem
+    ours = {o.name: o.default for o in RefnodeSystem.OPTIONS}
+    assert ours["election_timeout_min"] == 0.3       # this suite's, from tests/conftest.py
