@@ -56,6 +56,19 @@ def test_the_matrix_covers_every_planted_bug():
     assert len([c for c in MATRIX if c.kind == SAFE]) >= 4
 
 
+def test_the_headline_runs_every_planted_bug_as_a_plain_campaign():
+    from refnode.config import BUGS
+
+    plain = [c for c in MATRIX if c.plain]
+    assert {c.bug for c in plain if c.kind == BUG} == set(BUGS)
+    assert MATRIX[:len(plain)] == plain                  # the headline comes first
+    for case in plain:
+        # Nothing a user would not give: no fault options, no interval, no timings.
+        assert set(case.options) <= {"time_limit", "nemesis", "system_options", "workload"}
+        assert set(case.options["system_options"]) <= {"bug", "read_mode", "replication"}
+        assert case.options["time_limit"] == 60.0
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("label, checker", [("no-fencing", "set-full"),
                                             ("forget-vote", "election-safety")])
