@@ -496,7 +496,13 @@ class Connection:
         except asyncio.CancelledError:
             raise
         except (OSError, ValueError) as exc:
-            log.warning("proxy %s: cannot reach upstream %s: %s", self.proxy.name, upstream, exc)
+            # A node that is down is dialled by every client at its rate: one line per proxy
+            # every few seconds says so, with how many attempts failed meanwhile.
+            failed = _UNREACHABLE.note(self.proxy.name, self.loop.time())
+            if failed:
+                log.warning("proxy %s: cannot reach upstream %s: %s%s", self.proxy.name,
+                            upstream, exc, f" ({failed - 1} more attempts failed since the "
+                            f"last report)" if failed > 1 else "")
             self.close("upstream unreachable")
 
     def upstream_made(self, server: Side) -> None:
@@ -577,3 +583,25 @@ class _ServerSide(Side):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self.conn.upstream_made(self)  # type: ignore[union-attr]
+
+
+class _Throttle:
+    """Counts repeated events per name and lets one report through every `every` seconds."""
+
+    def __init__(self, every: float):
+        self.every = every
+        self._last: dict[str, float] = {}
+        self._count: dict[str, int] = {}
+
+    def note(self, name: str, now: float) -> int:
+        """Count one event; returns how many to report now (0: stay quiet)."""
+        self._count[name] = self._count.get(name, 0) + 1
+        last = self._last.get(name)
+        if last is not None and now - last < self.every:
+            return 0
+        self._last[name] = now
+        count, self._count[name] = self._count[name], 0
+        return count
+
+
+_UNREACHABLE = _Throttle(every=5.0)

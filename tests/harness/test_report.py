@@ -33,3 +33,4 @@ def test_readable_entries_show_operations_by_description_without_raw_fields():
     assert report.readable(entry) == (
         "process: 5; key: k2; earlier: process 5 write k2 416 (ok) [0.015121..0.015541 s] "
         "(version 412)")
+
