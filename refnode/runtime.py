@@ -355,6 +355,10 @@ class NodeServer:
             log.warning("%s: dropping a peer connection: %s", self.id, exc)
         except (OSError, ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            # The node is stopping. Ended quietly: a connection handler that ends cancelled
+            # makes asyncio's stream callback log a traceback on every normal stop.
+            pass
         finally:
             writer.close()
 
@@ -377,6 +381,8 @@ class NodeServer:
             writer.write(encode_frame(_bad_request(None, self, str(exc))))
         except (OSError, ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            pass          # the node is stopping (see _serve_peer)
         finally:
             self._clients.pop(client, None)
             writer.close()

@@ -426,6 +426,9 @@ def test_refnode_defaults_to_realistic_timings_and_the_tests_to_fast_ones(tmp_pa
     (run_dir,) = (tmp_path / "refnode-register").iterdir()
     test = json.loads((run_dir / "test.json").read_text())
     assert test["system"]["options"]["election_timeout_min"] == 1.0
+    # A normal stop leaves no traceback in the nodes' logs.
+    for log in (run_dir / "nodes").glob("*.log"):
+        assert "Traceback" not in log.read_text(), log
     from harness.systems.refnode import RefnodeSystem
     ours = {o.name: o.default for o in RefnodeSystem.OPTIONS}
     assert ours["election_timeout_min"] == 0.3       # this suite's, from tests/conftest.py
