@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Hashable
 
 from checkers.figures import jsonable, ns_to_ms, quantiles, sorted_values
-from checkers.history import INFO, OK, READ_FS, Op, Operation, pair, freeze
+from checkers.history import INFO, OK, READ_FS, Op, Operation, freeze, pair
 from checkers.models import ModelError
 from checkers.result import UNKNOWN, Result
 

@@ -10,13 +10,17 @@ from typing import Any
 
 from checkers.election import load_observations
 from checkers.formats import FORMATS, load_history
+from checkers.history import client_events
 from checkers.linearizability import Budget
 from checkers.models import FAILED_CAS, MODELS, NIL_READS, make_model
-from checkers.history import client_events
 from checkers.suite import (CHECKERS, DEFAULT_CHECKERS, Settings, choose_checkers, run_checkers,
                             unknown_checkers)
 from harness import cli, report, store
-from harness.violations import first_violation_seconds, losses_context, violation_context
+from harness.violations import (
+    first_violation_seconds,
+    losses_context,
+    violation_context,
+)
 
 DEFAULT_BUDGET_SECONDS = 300.0
 DEFAULT_MEMORY_MIB = 2048
