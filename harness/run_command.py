@@ -41,7 +41,9 @@ OPTIONS = [
     ("--time-limit", "time_limit", float, "seconds of client operations"),
     ("--concurrency", "concurrency", int, "concurrent logical clients"),
     ("--rate", "rate", float, "target operations per second, all clients together"),
-    ("--keys", "keys", int, "keys the workload spreads over"),
+    ("--keys", "keys", int, "keys the workload spreads over at a time"),
+    ("--ops-per-key", "ops_per_key", int, "operations after which a key is replaced by a "
+     "fresh one, as Jepsen's independent keys (0: keys never change)"),
     ("--cas-share", "cas_share", float, "share of cas operations in the register workload"),
     ("--mix", "mix", str, "share of each operation, e.g. read=0.9,write=0.1 (default: the "
      "workload's); phases of load only in a --config file ([[phases]] seconds, rate, mix)"),

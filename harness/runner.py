@@ -95,7 +95,8 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
     seed = spec.seed
     runs_dir = Path(spec.runs_dir)
     run_dir = store.create_run_dir(runs_dir, spec.name, seed)
-    workload = make_workload(spec.workload, spec.keys, spec.cas_share, spec.mix)
+    workload = make_workload(spec.workload, spec.keys, spec.cas_share, spec.mix,
+                             spec.ops_per_key)
     plan_schedule(spec)
     # Election safety is checked from the nodes' own reports, when the system gives them.
     observing = isinstance(system, StatusProbe)

@@ -59,6 +59,8 @@ class TestSpec:
     concurrency: int = 10
     rate: float = 200.0
     keys: int = 5
+    # A key retires after this many operations, a fresh one taking its place (0: never).
+    ops_per_key: int = 0
     # register workload: share of cas among operations (cas is decided by the version sweep
     # when the store is consistent, but rules out the zone method on a violation).
     cas_share: float = DEFAULT_CAS_SHARE
@@ -84,6 +86,7 @@ class TestSpec:
         _at_least("nodes", self.nodes, 1)
         _at_least("concurrency", self.concurrency, 1)
         _at_least("keys", self.keys, 1)
+        _at_least("ops-per-key", self.ops_per_key, 0)
         for name in ("time_limit", "rate", "op_timeout", "recovery_timeout",
                      "nemesis_interval"):
             value = getattr(self, name)

@@ -33,17 +33,43 @@ Mix = dict[str, float]
 class Workload:
     """The common part: keys, unique values, and the mix: how often each of the workload's
     operations (`OPS`) is drawn, as relative weights. How a read is made (from the leader, a
-    follower, with a session) is the system adapter's business, not the workload's."""
+    follower, with a session) is the system adapter's business, not the workload's.
+
+    `keys` keys are in use at a time. With `ops_per_key`, a key retires after that many
+    operations and a fresh one takes its place, as Jepsen's independent-keys generator does:
+    contention stays on few keys, and each key's history stays short (quick to check); the
+    final reads cover every key used."""
 
     name = "workload"
     checkers: tuple[str, ...] = ()
     OPS: tuple[str, ...] = ()
 
-    def __init__(self, keys: int, mix: Mix | None = None):
-        self.keys = [f"k{i}" for i in range(keys)]
+    def __init__(self, keys: int, mix: Mix | None = None, ops_per_key: int = 0):
+        self._key_numbers = itertools.count()
+        self.keys = [self._fresh_key() for _ in range(keys)]      # in use now
+        self.used = list(self.keys)                               # ever used, in order
+        self.ops_per_key = ops_per_key
+        self._ops_on = dict.fromkeys(self.keys, 0)
         self.mix = dict(mix) if mix else self.default_mix()
         self._values = itertools.count(1)
         self._lock = threading.Lock()
+
+    def _fresh_key(self) -> str:
+        return f"k{next(self._key_numbers)}"
+
+    def pick_key(self, rng: random.Random) -> str:
+        """A key in use, drawn with `rng`; counts the operation against it and retires it
+        once it has had `ops_per_key`."""
+        with self._lock:
+            key = rng.choice(self.keys)
+            if self.ops_per_key:
+                self._ops_on[key] += 1
+                if self._ops_on[key] >= self.ops_per_key:
+                    fresh = self._fresh_key()
+                    self.keys[self.keys.index(key)] = fresh
+                    self.used.append(fresh)
+                    self._ops_on[fresh] = 0
+            return key
 
     def default_mix(self) -> Mix:
         raise NotImplementedError
@@ -57,7 +83,7 @@ class Workload:
         weights = mix or self.mix
         kinds = [f for f in self.OPS if weights.get(f, 0) > 0]
         f = rng.choices(kinds, [weights[k] for k in kinds])[0]
-        return self.make_op(f, rng.choice(self.keys))
+        return self.make_op(f, self.pick_key(rng))
 
     def make_op(self, f: str, key: str) -> Invocation:
         """A read, or `f` (a write, an add) of a fresh value."""
@@ -66,8 +92,9 @@ class Workload:
         return Invocation(f, key, self.fresh_value())
 
     def final_ops(self) -> list[Invocation]:
-        """Reads of every key once the cluster has healed (as strong as the system can)."""
-        return [Invocation("read", key, None, final=True) for key in self.keys]
+        """Reads of every key used once the cluster has healed (as strong as the system
+        can)."""
+        return [Invocation("read", key, None, final=True) for key in self.used]
 
 
 class RegisterWorkload(Workload):
@@ -77,9 +104,10 @@ class RegisterWorkload(Workload):
     checkers = ("linearizable", "lost-writes", "staleness", "stats")
     OPS = ("read", "write", "cas")
 
-    def __init__(self, keys: int, cas_share: float = 0.1, mix: Mix | None = None):
+    def __init__(self, keys: int, cas_share: float = 0.1, mix: Mix | None = None,
+                 ops_per_key: int = 0):
         self.cas_share = cas_share
-        super().__init__(keys, mix)
+        super().__init__(keys, mix, ops_per_key)
         self._recent: dict[str, int] = {}
 
     def default_mix(self) -> Mix:
@@ -125,9 +153,10 @@ WORKLOADS = {w.name: w for w in (RegisterWorkload, SetWorkload, SessionWorkload)
 
 
 def make_workload(name: str, keys: int, cas_share: float = 0.1,
-                  mix: Mix | None = None) -> Workload:
+                  mix: Mix | None = None, ops_per_key: int = 0) -> Workload:
     """The workload called `name` (KeyError for an unknown one); `mix` replaces its default
-    mix (for the register workload, reads half the time and `cas_share` of cas)."""
+    mix (for the register workload, reads half the time and `cas_share` of cas);
+    `ops_per_key` retires a key after that many operations (0: never)."""
     if name == RegisterWorkload.name:
-        return RegisterWorkload(keys, cas_share, mix)
-    return WORKLOADS[name](keys, mix)
+        return RegisterWorkload(keys, cas_share, mix, ops_per_key)
+    return WORKLOADS[name](keys, mix, ops_per_key)

@@ -21,6 +21,7 @@ from harness.runner import run_test
 from harness.networks.netns import may_make_namespaces
 from harness.registry import STATE_DIR_ENV, reap_stale
 from harness.testspec import SpecError, TestSpec, from_toml
+from harness.workloads import make_workload
 
 REPO = Path(__file__).resolve().parents[2]
 NEEDS_ROOT = pytest.mark.skipif(not may_make_namespaces(), reason=(
@@ -432,3 +433,32 @@ def test_refnode_defaults_to_realistic_timings_and_the_tests_to_fast_ones(tmp_pa
     from harness.systems.refnode import RefnodeSystem
     ours = {o.name: o.default for o in RefnodeSystem.OPTIONS}
     assert ours["election_timeout_min"] == 0.3       # this suite's, from tests/conftest.py
+
+
+def test_keys_retire_after_their_operations_and_the_final_reads_cover_them_all():
+    import random as _random
+    workload = make_workload("register", 2, ops_per_key=3)
+    rng = _random.Random(4)
+    keys = [workload.next_op(rng).key for _ in range(12)]
+    assert len(set(keys)) > 2 and len(workload.keys) == 2     # never more than 2 at a time
+    for key in set(keys):
+        assert keys.count(key) <= 3
+    assert [op.key for op in workload.final_ops()] == workload.used
+    assert set(keys) <= set(workload.used)
+    steady = make_workload("set", 2)
+    assert {steady.next_op(rng).key for _ in range(50)} == {"k0", "k1"}
+
+
+def test_a_run_with_rotating_keys_is_checked_key_by_key(tmp_path):
+    spec = TestSpec(nemesis=("partition",), seed=6, runs_dir=str(tmp_path / "runs"),
+                    time_limit=6.0, keys=2, ops_per_key=100)
+    result = run_test(spec)
+    assert result.valid is True, result.results
+    linearizable = result.results["checkers"]["linearizable"]["figures"]
+    assert linearizable["keys"] >= 6                  # about 1,000 operations, 100 a key
+    history = load_history(result.run_dir / "history.jsonl")
+    final_keys = {op.key for op in history if op.type == "invoke" and op.process != "nemesis"
+                  and op.process >= 10 ** 6}
+    assert final_keys == {op.key for op in history if op.process != "nemesis"}
+    with pytest.raises(SpecError, match="--ops-per-key must be an integer >= 0"):
+        TestSpec(ops_per_key=-1).validate()
