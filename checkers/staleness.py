@@ -50,8 +50,9 @@ def check_staleness(history: list[Op], *, max_versions_behind: int | None = None
     10 of the worst such reads as counterexample. When there are ok reads but none reports a
     version, nothing is measured: "unknown" if limits were given (the judgement asked for
     cannot be made), else True with a summary that says so (a store that reports no versions,
-    such as Redis, must not make every run's verdict unknown). O(n log n): per key, writes are swept in order of return against reads
-    in order of invocation, with Fenwick trees over version ranks.
+    such as Redis, must not make every run's verdict unknown). O(n log n): per key, writes
+    are swept in order of return against reads in order of invocation, with Fenwick trees
+    over version ranks.
     """
     operations = pair(history)
     reads: dict[Hashable, list[Operation]] = defaultdict(list)

@@ -2,10 +2,11 @@
 
 First the plain campaigns (`PLAIN`): each planted bug run as a user would, with only the bug,
 a workload, a read mode and the fault kinds given, on the default schedule; what a user
-testing their own system gets. Then the tuned cases: each planted bug runs under the faults that expose it, over several seeds, and must be caught
-(an invalid verdict) in most of them; each safe configuration runs under combined faults and
-must be valid in all of them; `async` replication is shown losing acknowledged writes when
-its leader crashes, as the pattern says it may. etcd, a real system, must stay valid with
+testing their own system gets. Then the tuned cases: each planted bug runs under the faults
+that expose it, over several seeds, and must be caught (an invalid verdict) in most of them;
+each safe configuration runs under combined faults and must be valid in all of them; `async`
+replication is shown losing acknowledged writes when its leader crashes, as the pattern says
+it may. etcd, a real system, must stay valid with
 linearizable reads and be caught with serializable ones; Redis with Sentinel must be shown
 losing acknowledged writes when its primary is paused or cut off, and nothing without faults.
 """

@@ -29,19 +29,8 @@ from typing import Any, Mapping
 import requests
 
 from harness.options import Option, OptionError
-from harness.systems.base import (
-    Adapter,
-    Availability,
-    ClusterLayout,
-    NodeSlot,
-    SystemUnavailable,
-)
-from harness.systems.binaries import (
-    binary_availability,
-    binary_version,
-    find_binary,
-    older_than,
-)
+from harness.systems.base import Adapter, Availability, ClusterLayout, NodeSlot, SystemUnavailable
+from harness.systems.binaries import binary_availability, binary_version, find_binary
 from harness.systems.etcd_api import EtcdError, Gateway, NotSent
 
 ETCD_ENV = "FAULTLINE_ETCD"
@@ -60,9 +49,6 @@ def etcd_version(binary: str) -> str | None:
     """`etcd --version`'s version, or None when the binary does not run."""
     return binary_version(binary, r"etcd Version:\s*(\S+)")
 
-
-def _too_old(version: str) -> bool:
-    return older_than(version, MIN_VERSION)
 
 
 class EtcdClient:

@@ -37,19 +37,8 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from harness.options import Option
-from harness.systems.base import (
-    Adapter,
-    Availability,
-    ClusterLayout,
-    NodeSlot,
-    SystemUnavailable,
-)
-from harness.systems.binaries import (
-    binary_availability,
-    binary_version,
-    find_binary,
-    older_than,
-)
+from harness.systems.base import Adapter, Availability, ClusterLayout, NodeSlot, SystemUnavailable
+from harness.systems.binaries import binary_availability, binary_version, find_binary
 from harness.systems.redis_client import SERVICE, RedisClient, no_retries, sentinels_of
 
 REDIS_ENV = "FAULTLINE_REDIS_SERVER"
@@ -87,9 +76,6 @@ def redis_version(binary: str) -> str | None:
     """`redis-server --version`'s version, or None when the binary does not run."""
     return binary_version(binary, r"v=(\S+)")
 
-
-def _too_old(version: str) -> bool:
-    return older_than(version, MIN_VERSION)
 
 
 class RedisSystem(Adapter):
