@@ -185,11 +185,8 @@ def _fast_paths(partitions: dict, model, method: str) -> tuple[list[dict], list]
             raise ModelError("the versions method needs a register whose ops all carry "
                              "versions")
         if method in ("auto", "zones") and zones.applicable(ops, model):
-            found = zones.check(ops, model)
-            outcome.update(valid=found.linearizable, method="zones")
-            if not found.linearizable:
-                outcome.update(failed_op=found.failed_op, explanation=found.reason,
-                               conflicting=found.conflicting, state_before=found.state_before)
+            _decided(outcome, zones.check(ops, model), "zones")
+            if outcome["valid"] is False:
                 return [outcome], []
             outcomes.append(outcome)
             continue
@@ -199,11 +196,8 @@ def _fast_paths(partitions: dict, model, method: str) -> tuple[list[dict], list]
         if method in ("auto", "chains") and chains.applicable(ops, model):
             found = chains.check(ops, model)
             if found.linearizable is not None:
-                outcome.update(valid=found.linearizable, method="chains")
-                if not found.linearizable:
-                    outcome.update(failed_op=found.failed_op, explanation=found.reason,
-                                   conflicting=found.conflicting,
-                                   state_before=found.state_before)
+                _decided(outcome, found, "chains")
+                if outcome["valid"] is False:
                     return [outcome], []
                 outcomes.append(outcome)
                 continue
@@ -213,6 +207,15 @@ def _fast_paths(partitions: dict, model, method: str) -> tuple[list[dict], list]
                              "values")
         searches.append((key, ops))
     return outcomes, searches
+
+
+def _decided(outcome: dict, found, method: str) -> None:
+    """Record a fast path's verdict (a ZoneOutcome or ChainOutcome) in `outcome`, with what
+    a violation names."""
+    outcome.update(valid=found.linearizable, method=method)
+    if found.linearizable is False:
+        outcome.update(failed_op=found.failed_op, explanation=found.reason,
+                       conflicting=found.conflicting, state_before=found.state_before)
 
 
 def _search_partition(key, ops, model, deadline, max_configs) -> dict:

@@ -16,11 +16,7 @@ from checkers.models import FAILED_CAS, MODELS, NIL_READS, make_model
 from checkers.suite import (CHECKERS, DEFAULT_CHECKERS, Settings, choose_checkers, run_checkers,
                             unknown_checkers)
 from harness import cli, report, store
-from harness.violations import (
-    first_violation_seconds,
-    losses_context,
-    violation_context,
-)
+from harness.violations import placement
 
 DEFAULT_BUDGET_SECONDS = 300.0
 DEFAULT_MEMORY_MIB = 2048
@@ -148,9 +144,7 @@ def run(args: argparse.Namespace) -> int:
         # What the run itself recorded stays; only the checkers' verdicts are new.
         recorded = _recorded_results(run_dir)
         combined.update({k: recorded[k] for k in RECORDED_BY_THE_RUN if k in recorded})
-        combined["first_violation_seconds"] = first_violation_seconds(results)
-        combined["first_violation"] = violation_context(results, history)
-        combined["losses"] = losses_context(results, history)
+        combined.update(placement(results, history))
         store.write_json(run_dir / store.RESULTS_FILE, combined)
     if args.json:
         print(json.dumps(combined, default=str))

@@ -95,16 +95,26 @@ class Cluster:
                 started.append((self.supervisor.start(
                     f"{slot.id}-{name}", argv, log, netns=slot.netns,
                     grace=getattr(self.system, "STOP_GRACE", 5.0)), log))
-        unsettled = getattr(self.system, "unsettled", lambda layout: None)
+        reason = self.wait_settled(timeout, started)
+        if reason is not None:
+            raise ClusterError(f"{self.system.name} not settled after {timeout:g} s: {reason}")
+
+    def wait_settled(self, timeout: float, watched: list = ()) -> str | None:
+        """Wait until the system says the cluster has settled (a system without `unsettled`
+        always has); None then, else why not once `timeout` seconds have passed. A process
+        of `watched` ((process, log) pairs) that exits meanwhile is a ClusterError."""
+        unsettled = getattr(self.system, "unsettled", None)
+        if unsettled is None:
+            return None
         deadline = time.monotonic() + timeout
         while (reason := unsettled(self.layout)) is not None:
-            for process, log in started:
+            for process, log in watched:
                 if not process.running:
                     raise ClusterError(f"{process.name} exited while starting; see {log}")
             if time.monotonic() > deadline:
-                raise ClusterError(f"{self.system.name} not settled after {timeout:g} s: "
-                                   f"{reason}")
+                return reason
             time.sleep(0.05)
+        return None
 
     def wait_ready(self, nodes: list[str], timeout: float = READY_TIMEOUT) -> None:
         """Wait until every node in `nodes` serves; ClusterError naming those that do not."""

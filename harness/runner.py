@@ -29,7 +29,7 @@ from harness.observer import Observer
 from harness.recorder import Recorder
 from harness.systems.base import LeaderProbe, StatusProbe, SystemUnavailable
 from harness.testspec import TestSpec
-from harness.violations import first_violation_seconds, losses_context, violation_context
+from harness.violations import placement
 from harness.workloads import Invocation, Workload, make_workload
 
 CHECK_BUDGET_SECONDS = 60.0
@@ -160,9 +160,7 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
     combined["liveness"] = liveness
     combined["faults"] = nemesis.report() if nemesis is not None else {}
     combined["seed"] = seed
-    combined["first_violation_seconds"] = first_violation_seconds(results)
-    combined["first_violation"] = violation_context(results, recorder.events)
-    combined["losses"] = losses_context(results, recorder.events)
+    combined.update(placement(results, recorder.events))
     store.write_json(run_dir / store.RESULTS_FILE, combined)
     return RunResult(run_dir, seed, combined["valid"], liveness, combined,
                      time.monotonic() - started, dict(recorder.counts),
@@ -214,16 +212,14 @@ def _settle(cluster: Cluster, timeout: float, liveness: dict[str, Any]) -> dict[
     """Before the final reads, wait until the system says it has settled (Redis: every
     Sentinel names the same primary, which has all its replicas): a final read from a node
     about to be demoted would call lost what the real primary still has."""
-    unsettled = getattr(cluster.system, "unsettled", None)
-    if unsettled is None:
+    if getattr(cluster.system, "unsettled", None) is None:
         return liveness
     started = time.monotonic()
-    while (reason := unsettled(cluster.layout)) is not None:
-        if time.monotonic() - started > timeout:
-            return dict(liveness, recovered=False,
-                        reason=f"not settled within {timeout:g} s after every fault ended: "
-                               f"{reason}")
-        time.sleep(0.1)
+    reason = cluster.wait_settled(timeout)
+    if reason is not None:
+        return dict(liveness, recovered=False,
+                    reason=f"not settled within {timeout:g} s after every fault ended: "
+                           f"{reason}")
     return dict(liveness, settled_seconds=round(time.monotonic() - started, 3))
 
 

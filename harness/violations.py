@@ -54,6 +54,14 @@ def first_violation(results: Iterable) -> dict[str, Any] | None:
     return earliest
 
 
+def placement(results: Sequence, events: Sequence[Op]) -> dict[str, Any]:
+    """What results.json says of where the damage stands: `first_violation_seconds`,
+    `first_violation` (`violation_context`) and `losses` (`losses_context`)."""
+    return {"first_violation_seconds": first_violation_seconds(results),
+            "first_violation": violation_context(results, events),
+            "losses": losses_context(results, events)}
+
+
 def first_violation_seconds(results: Iterable) -> float | None:
     """When the earliest violating operation was invoked, in seconds from the start of the
     history (None when nothing failed)."""

@@ -15,8 +15,7 @@ class Pause(NodeFault):
     DEFAULT_TARGETS = ("one", "leader", "minority", "majority")
 
     def start(self, ctx: FaultContext, value: dict[str, Any]) -> dict[str, Any]:
-        aimed = ctx.nodes_of(value)
-        value["nodes"] = ctx.up(aimed)
+        value["nodes"] = ctx.up(ctx.nodes_of(value))
         if not value["nodes"]:
             value["skipped"] = "its nodes were down or paused already (another fault)"
             return value
