@@ -20,6 +20,7 @@ import threading
 import time
 from typing import Any, Callable, Iterable
 
+from harness import combinations
 from harness.faults import KINDS, FaultContext, Setting
 from harness.faults.base import stop_details
 from harness.options import Option, OptionError, parse_assignments
@@ -106,24 +107,29 @@ def plan(faults: tuple[str, ...], nodes: list[str], time_limit: float, interval:
     1.4 intervals), each lasting a quarter to most of its gap, none left running at
     `time_limit`. With several kinds, each kind has its own cycle, started a fraction of an
     interval (`options["overlap"]`, default 0.25) after the previous kind's, so that faults of
-    different kinds overlap as in Jepsen's combined nemeses (a pause during a partition, a
-    kill of the new leader while the old one is cut off); `overlap = false` runs one fault at
-    a time instead.
+    different kinds overlap as in Jepsen's combined nemeses, and half the cycles of a kind
+    that opens a combination (`harness.combinations`: the leader cut off then the new leader
+    killed, ...) become one; `overlap = false` runs one fault at a time instead, without
+    combinations. Occurrences of one kind never overlap: a combination's second fault takes
+    the place of its kind's own occurrences that it would overlap.
 
-    Each step is {"at": seconds, "fault": kind, "f": action, "value": details}; each kind
-    plans its own details (`Fault.plan`) from `options`, within what `setting` offers."""
+    Each step is {"at": seconds, "fault": kind, "f": action, "value": details}, and
+    "combination": its name for the steps of one; each kind plans its own details
+    (`Fault.plan`) from `options`, within what `setting` offers."""
     options = options or {}
     setting = setting or full_setting(len(nodes))
     rng = random.Random(f"{seed}/nemesis")
-    steps: list[dict[str, Any]] = []
     if not faults:
-        return steps
+        return []
     stagger = options.get("overlap")
     if stagger is None and len(faults) > 1:
         stagger = DEFAULT_OVERLAP
     lanes = [(faults, 0.0)]
+    combos: list[combinations.Combination] = []
     if stagger is not None and stagger is not False:
         lanes = [((kind,), i * interval * float(stagger)) for i, kind in enumerate(faults)]
+        combos = [c for c in combinations.COMBINATIONS if c.applies(faults, options, setting)]
+    episodes: list[tuple[bool, list[dict[str, Any]], list[tuple[str, float, float]]]] = []
     for kinds, offset in lanes:
         at = interval / 2 + offset
         while True:
@@ -132,14 +138,39 @@ def plan(faults: tuple[str, ...], nodes: list[str], time_limit: float, interval:
             if at + duration >= time_limit:
                 break
             kind = rng.choice(kinds)
+            opening = [c for c in combos if c.first == kind]
+            if opening and rng.random() < combinations.SHARE:
+                steps, spans = rng.choice(opening).plan(at, gap, nodes, rng, options, setting)
+                if max(end for _, _, end in spans) < time_limit:
+                    episodes.append((True, steps, spans))
+                    at += gap
+                    continue
             cls = KINDS[kind]
             value = cls.plan(nodes, rng, options, setting)
-            steps.append({"at": round(at, 3), "fault": kind, "f": cls.START, "value": value})
-            steps.append({"at": round(at + duration, 3), "fault": kind, "f": cls.STOP,
-                          "value": {"of": cls.START, **stop_details(value)}})
+            episodes.append((False, [
+                {"at": round(at, 3), "fault": kind, "f": cls.START, "value": value},
+                {"at": round(at + duration, 3), "fault": kind, "f": cls.STOP,
+                 "value": {"of": cls.START, **stop_details(value)}}],
+                [(kind, at, at + duration)]))
             at += gap
+    steps = [step for _, episode_steps, _ in _one_at_a_time_per_kind(episodes)
+             for step in episode_steps]
     steps.sort(key=lambda step: step["at"])
     return steps
+
+
+def _one_at_a_time_per_kind(episodes):
+    """The episodes to keep so that no two occurrences of one kind overlap: combinations
+    first (they are the rarer and the more telling), then lone faults, each in time order."""
+    kept, busy = [], []
+    for episode in sorted(episodes, key=lambda e: (not e[0], e[2][0][1])):
+        spans = episode[2]
+        if any(kind == k and start <= e and s <= end
+               for kind, start, end in spans for k, s, e in busy):
+            continue
+        kept.append(episode)
+        busy.extend(spans)
+    return kept
 
 
 def describe_plan(schedule: list[dict[str, Any]]) -> list[str]:
@@ -169,6 +200,15 @@ def describe_plan(schedule: list[dict[str, Any]]) -> list[str]:
         held = entry["held"]
         span = f"; held {min(held):.1f} to {max(held):.1f} s" if held else ""
         lines.append(f"  {kind} x{sum(entry['aims'].values())}: {aims}{span}")
+    combined: dict[str, int] = {}
+    for step in schedule:
+        name = step.get("combination")
+        combo = combinations.BY_NAME.get(name)
+        if combo and step.get("fault") == combo.first and step["f"] == KINDS[combo.first].START:
+            combined[name] = combined.get(name, 0) + 1
+    for name, count in combined.items():
+        lines.append(f"  combined x{count}: {combinations.BY_NAME[name].words} ({name}; "
+                     f"counted above too)")
     return lines
 
 

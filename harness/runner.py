@@ -35,6 +35,11 @@ from harness.workloads import Invocation, Workload, make_workload
 CHECK_BUDGET_SECONDS = 60.0
 FINAL_READ_ATTEMPTS = 10
 IDLE_POLL = 0.05            # seconds between looks at the clock in a phase without operations
+# Each client's patience, as a share of the test's op timeout: clients differ, as an
+# application's do. Were they alike, a fault would line up every client's timeouts (all stuck
+# on the same deposed leader at once, all retrying at once), and the moments between a new
+# leader's election and the old one's step-down would pass with no client trying elsewhere.
+PATIENCE_RANGE = (0.25, 1.0)
 
 
 @dataclass
@@ -259,7 +264,9 @@ class ClientPool:
     """`concurrency` logical clients, one thread each, bound round-robin to the nodes.
 
     A client whose operation ends `info` never issues another: its thread carries on as a
-    fresh process (number + concurrency) with a new connection, as in Jepsen. The total rate
+    fresh process (number + concurrency) with a new connection, as in Jepsen. Each thread
+    waits for its operations a patience of its own, drawn from a quarter of the test's op
+    timeout to all of it (`PATIENCE_RANGE`). The total rate
     is spread evenly: each client starts an operation every concurrency/rate seconds on
     average (staggered: each wait is drawn from half to one and a half of that). The rate
     and the mix are those of the test's phase at the moment (`TestSpec.phase_at`)."""
@@ -294,7 +301,9 @@ class ClientPool:
         rng = random.Random(f"{self.seed}/client/{thread_id}")
         node = self.cluster.ids[thread_id % len(self.cluster.ids)]
         process = thread_id
-        client = self._connect(node)
+        patience = spec.op_timeout * random.Random(f"{self.seed}/patience/{thread_id}").uniform(
+            *PATIENCE_RANGE)
+        client = self._connect(node, patience)
         if client is None:
             return
         rate, mix = spec.phase_at(0.0)
@@ -316,21 +325,21 @@ class ClientPool:
                 if kind == "info":
                     process += spec.concurrency
                     client.close()
-                    client = self._connect(node)
+                    client = self._connect(node, patience)
                     if client is None:
                         return
         finally:
             if client is not None:
                 client.close()
 
-    def _connect(self, node: str):
+    def _connect(self, node: str, timeout: float):
         """A new client of `node`, or None once the pool is stopping. An adapter whose client
         cannot be made right now (its constructor raised: a server that does not answer) is
         asked again a moment later, rather than this client falling silent for the rest of
         the run."""
         while not self._stop.is_set():
             try:
-                return self.cluster.client(node, timeout=self.spec.op_timeout)
+                return self.cluster.client(node, timeout=timeout)
             except Exception:
-                self._stop.wait(min(self.spec.op_timeout, 0.5))
+                self._stop.wait(min(timeout, 0.5))
         return None

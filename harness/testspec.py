@@ -150,7 +150,8 @@ class TestSpec:
         backend = networks.backend(self.network)
         return faults.Setting(self.nodes, capabilities_of(self.adapter()), self.network,
                               backend.features(), dict(self.nemesis_options),
-                              backend.missing, capability_gaps(self.adapter()))
+                              backend.missing, capability_gaps(self.adapter()),
+                              self.make_system().clock_drift_bound())
 
     def _check_network(self, adapter: type[Adapter]) -> None:
         if self.network is None:

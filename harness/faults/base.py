@@ -48,6 +48,8 @@ class Setting:
     network_missing: Any = None        # feature -> why the network lacks it (a callable)
     # capability -> why the system cannot use it here (it implements it, a library is absent)
     capability_missing: dict[str, str] = field(default_factory=dict)
+    # The clock-rate bound the system's configuration relies on (`clock_drift_bound`).
+    clock_drift: float | None = None
 
     def lacks(self, feature: str) -> str:
         """Why the network does not offer `feature`."""
@@ -133,8 +135,10 @@ class Fault:
 
     @classmethod
     def plan(cls, nodes: list[str], rng: random.Random, options: dict[str, Any],
-             setting: Setting) -> dict[str, Any]:
-        """The details of one occurrence (pure; JSON data)."""
+             setting: Setting, aim: str | None = None) -> dict[str, Any]:
+        """The details of one occurrence (pure; JSON data). `aim`, from a combination of
+        faults: the partition shape or node target to use instead of drawing one (kinds
+        without either ignore it)."""
         raise NotImplementedError
 
     def start(self, ctx: FaultContext, value: dict[str, Any]) -> dict[str, Any]:
@@ -209,5 +213,7 @@ class NodeFault(Fault):
 
     @classmethod
     def plan(cls, nodes: list[str], rng: random.Random, options: dict[str, Any],
-             setting: Setting) -> dict[str, Any]:
+             setting: Setting, aim: str | None = None) -> dict[str, Any]:
+        if aim is not None:
+            options = dict(options, targets=[aim])
         return plan_targets(nodes, rng, options, setting, cls.DEFAULT_TARGETS)

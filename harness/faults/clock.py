@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from harness.faults.base import TARGETS_OPTION, FaultContext, NodeFault
@@ -9,6 +10,21 @@ from harness.options import Option
 
 CLOCK_RATES = (1.0, 0.8, 1.25)
 CLOCK_OFFSETS = (-2.0, 2.0)
+NO_JUMPS = (0.0, 0.0)
+
+
+def default_skews(bound: float | None) -> tuple[tuple[float, ...], tuple[float, float]]:
+    """The clock rates and the offset range a clock fault draws from when the test does not
+    say. A system that declares a drift bound (its leases rely on it) gets clocks at that
+    bound, slow and fast, and no jumps: the edge of what it promises to survive, where a
+    missing margin shows, and nothing past it, where a correct system may fail too. Others get
+    jumps of up to 2 s and rates 20% off."""
+    if bound is None:
+        return CLOCK_RATES, CLOCK_OFFSETS
+    # Rounded inwards (plans keep three decimals): a rate rounded outwards would break the
+    # bound by a hair.
+    return (math.ceil((1.0 - bound) * 1000) / 1000,
+            math.floor(1000 / (1.0 - bound)) / 1000), NO_JUMPS
 
 
 class Clock(NodeFault):
@@ -18,18 +34,21 @@ class Clock(NodeFault):
     OPTIONS = (
         TARGETS_OPTION,
         Option("clock_rates", "float-list", None, "clock rates to draw from (default "
-               "1.0, 0.8, 1.25)", minimum=0.01),
+               "1.0, 0.8, 1.25; for a system that declares a drift bound b, 1-b and "
+               "1/(1-b))", minimum=0.01),
         Option("clock_offsets", "float-list", None, "low and high clock offset in seconds "
-               "(default -2, 2)", length=2),
+               "(default -2, 2; for a system that declares a drift bound, no jumps)",
+               length=2),
     )
     NEEDS = frozenset({"clock-control"})
 
     @classmethod
-    def plan(cls, nodes, rng, options, setting) -> dict[str, Any]:
-        out = super().plan(nodes, rng, options, setting)
-        low, high = options.get("clock_offsets") or CLOCK_OFFSETS
+    def plan(cls, nodes, rng, options, setting, aim=None) -> dict[str, Any]:
+        out = super().plan(nodes, rng, options, setting, aim)
+        rates, offsets = default_skews(setting.clock_drift)
+        low, high = options.get("clock_offsets") or offsets
         out["offset"] = round(rng.uniform(low, high), 3)
-        out["rate"] = round(rng.choice(tuple(options.get("clock_rates") or CLOCK_RATES)), 3)
+        out["rate"] = round(rng.choice(tuple(options.get("clock_rates") or rates)), 3)
         return out
 
     def __init__(self):

@@ -52,7 +52,7 @@ class ElectionCrash(Fault):
     MIN_NODES = 3
 
     @classmethod
-    def plan(cls, nodes, rng, options, setting) -> dict[str, Any]:
+    def plan(cls, nodes, rng, options, setting, aim=None) -> dict[str, Any]:
         stagger, hold = options.get("restart_stagger"), options.get("hold")
         return {"latency_ms": rng.choice(tuple(options.get("latency_ms") or
                                                ELECTION_LATENCY_MS)),

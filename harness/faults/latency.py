@@ -36,7 +36,7 @@ class Latency(Fault):
         return found
 
     @classmethod
-    def plan(cls, nodes, rng, options, setting) -> dict[str, Any]:
+    def plan(cls, nodes, rng, options, setting, aim=None) -> dict[str, Any]:
         out = {"latency_ms": rng.choice(tuple(options.get("latency_ms") or LATENCIES_MS)),
                "jitter_ms": rng.choice(JITTERS_MS)}
         if options.get("latency_from"):

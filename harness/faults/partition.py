@@ -53,7 +53,9 @@ class Partition(Fault):
         return None
 
     @classmethod
-    def plan(cls, nodes, rng, options, setting) -> dict[str, Any]:
+    def plan(cls, nodes, rng, options, setting, aim=None) -> dict[str, Any]:
+        if aim is not None:
+            return cls._shaped(aim, nodes, rng, options, setting, drawn=True)
         given = options.get("shapes")
         shapes = tuple(given or (s for s in SHAPES if s != "isolate-leader" or
                                  "leader-probe" in setting.capabilities))
@@ -66,6 +68,12 @@ class Partition(Fault):
             shape = "isolate-leader"
         else:
             shape = rng.choice(shapes)
+        return cls._shaped(shape, nodes, rng, options, setting, drawn=not given)
+
+    @classmethod
+    def _shaped(cls, shape, nodes, rng, options, setting, drawn: bool) -> dict[str, Any]:
+        """One partition of `shape`; `drawn`: the shape was the schedule's choice, not the
+        test's, so a cut-off leader may keep a slow link by the default rule."""
         grudge = None
         if shape == "halves":
             grudge = partitions.halves(nodes, rng)
@@ -81,7 +89,7 @@ class Partition(Fault):
         out: dict[str, Any] = {"shape": shape, "mode": options.get("partition_mode") or DROP}
         if grudge is not None:
             out["grudge"] = partitions.describe(grudge)
-        if shape == "isolate-leader" and not given and "slow_link_ms" not in options and \
+        if shape == "isolate-leader" and drawn and "slow_link_ms" not in options and \
                 LATENCY in setting.network_features and rng.random() < SLOW_LINK_SHARE:
             # Now and then one link out of the deposed leader stays, slow: its old-term
             # messages arrive after a new leader has been elected.

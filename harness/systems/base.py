@@ -280,6 +280,13 @@ class Adapter:
         their own, as this adapter takes them now (by default, unchanged)."""
         return dict(options)
 
+    def clock_drift_bound(self) -> float | None:
+        """The bound on clock-rate differences between nodes this configuration relies on
+        (its leases), as a fraction, or None when it declares none. The clock fault stays
+        within a declared bound unless the test asks for more: beyond it a correct system may
+        fail, and the failure would say nothing about the system."""
+        return None
+
     def describe(self) -> str:
         """The configuration in one line, for the run's banner: the options that differ from
         their defaults."""

@@ -149,6 +149,10 @@ class RefnodeSystem(Adapter):
             del options["read_mode"]
         return options
 
+    def clock_drift_bound(self) -> float:
+        """Its leases allow for clocks whose rates differ by up to `max_clock_drift`."""
+        return float(self.options["max_clock_drift"])
+
     def describe(self) -> str:
         return f"{self.options['replication']} replication, {self.read_mode} reads" + (
             f", bug {self.options['bug']}" if self.options["bug"] else "")

@@ -284,3 +284,70 @@ def test_a_partition_that_isolates_nobody_hits_no_node():
                                                  partitions.one_way("n1", "n2"))})
     report = n.report()
     assert report["partition"]["aims"] == {"one-way": 1} and report["partition"]["nodes"] == {}
+
+
+def _occurrences(schedule, name):
+    """The steps of each occurrence of the combination `name`, four per occurrence."""
+    steps = [s for s in schedule if s.get("combination") == name]
+    assert len(steps) % 4 == 0
+    first = nemesis.combinations.BY_NAME[name].first
+    starts = [i for i, s in enumerate(steps)
+              if s["fault"] == first and s["f"] == nemesis.KINDS[first].START]
+    return [steps[i:j] for i, j in zip(starts, starts[1:] + [len(steps)])]
+
+
+def test_a_cut_off_leader_is_followed_by_a_kill_of_the_new_leader_across_the_heal():
+    schedule = nemesis.plan(("partition", "kill"), NODES, 600.0, 5.0, seed=4)
+    occurrences = _occurrences(schedule, "partition-then-kill")
+    assert len(occurrences) >= 10
+    for steps in occurrences:
+        cut, kill, heal, restart = steps
+        assert (cut["f"], kill["f"], heal["f"], restart["f"]) == \
+            ("start-partition", "kill", "stop-partition", "start"), steps
+        assert cut["value"]["shape"] == "isolate-leader"
+        assert kill["value"]["target"] == "leader"
+        assert cut["at"] < kill["at"] < heal["at"] < restart["at"]
+    # Lone faults fill the rest, and no two faults of one kind ever overlap.
+    assert any("combination" not in s for s in schedule)
+    for kind in ("partition", "kill"):
+        spans = sorted((s, e) for k, s, e in _spans(schedule) if k == kind)
+        assert all(a[1] < b[0] for a, b in zip(spans, spans[1:])), kind
+    assert any("partition-then-kill" in line for line in nemesis.describe_plan(schedule))
+
+
+def test_combinations_only_where_the_test_leaves_the_aims_open():
+    def names(faults, **kwargs):
+        return {s.get("combination") for s in nemesis.plan(faults, NODES, 600.0, 5.0, seed=4,
+                                                           **kwargs)} - {None}
+    assert names(("clock", "partition")) == {"clock-then-partition"}
+    assert names(("pause", "partition")) == {"pause-then-partition"}
+    assert names(("partition", "kill"), options={"overlap": False}) == set()
+    assert names(("partition", "kill"), options={"shapes": ["halves"]}) == set()
+    assert names(("partition", "kill"), options={"targets": ["one", "leader"]}) == \
+        {"partition-then-kill"}
+    from harness.faults import Setting
+    blind = Setting(3, frozenset(), "proxy", frozenset({"partition"}))
+    assert names(("partition", "kill"), setting=blind) == set()
+
+
+def test_clock_faults_stay_within_the_drift_bound_a_system_declares():
+    import dataclasses
+
+    from harness.systems.refnode import RefnodeSystem
+
+    bound = RefnodeSystem({"max_clock_drift": 0.1}).clock_drift_bound()
+    assert bound == 0.1
+    setting = dataclasses.replace(nemesis.full_setting(3), clock_drift=bound)
+    skews = [s["value"] for s in _starts(nemesis.plan(("clock",), NODES, 600.0, 5.0, seed=1,
+                                                      setting=setting))]
+    assert {v["rate"] for v in skews} == {0.9, 1.111}
+    assert all(v["offset"] == 0.0 for v in skews)
+    assert all(min(v["rate"], 1.0) / max(v["rate"], 1.0) >= 1 - bound for v in skews)
+    # Without a declared bound: jumps and rates past any lease's allowance, as before; and
+    # rates the test names win over the bound.
+    free = [s["value"] for s in _starts(nemesis.plan(("clock",), NODES, 600.0, 5.0, seed=1))]
+    assert any(v["offset"] != 0.0 for v in free) and {0.8, 1.25} <= {v["rate"] for v in free}
+    named = [s["value"] for s in _starts(nemesis.plan(
+        ("clock",), NODES, 600.0, 5.0, seed=1, setting=setting,
+        options={"clock_rates": [0.5]}))]
+    assert {v["rate"] for v in named} == {0.5}

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -409,6 +410,44 @@ def test_a_client_that_cannot_be_made_for_a_while_is_asked_again(tmp_path):
     pool.stop()
     recorder.close()
     assert StandIn.made == 4 and recorder.counts["ok"] > 20
+
+
+def test_each_client_waits_with_a_patience_of_its_own_within_the_op_timeout(tmp_path):
+    """Clients alike would all time out on a stuck leader at once and all retry at once."""
+    from harness.recorder import Recorder
+    from harness.runner import PATIENCE_RANGE, ClientPool
+    from harness.workloads import make_workload
+
+    given: dict[str, list[float]] = {}
+
+    class Answering:
+        def invoke(self, f, key, value, **options):
+            return {"type": "info", "error": "timed out"}      # a fresh process each time
+
+        def close(self):
+            pass
+
+    class StandIn:
+        ids = ["n1", "n2"]
+
+        def client(self, node, timeout):
+            given.setdefault(threading.current_thread().name, []).append(timeout)
+            return Answering()
+
+    spec = TestSpec(concurrency=8, rate=400.0, op_timeout=2.0, time_limit=1.0).validate()
+    recorder = Recorder(tmp_path / "history.jsonl")
+    pool = ClientPool(StandIn(), make_workload("register", 1), recorder, spec, seed=1)
+    pool.start()
+    time.sleep(0.5)
+    pool.stop()
+    recorder.close()
+    assert len(given) == 8
+    low, high = (2.0 * share for share in PATIENCE_RANGE)
+    for timeouts in given.values():
+        assert len(timeouts) > 1 and len(set(timeouts)) == 1     # kept across reconnects
+        assert low <= timeouts[0] <= high
+    spread = sorted(t[0] for t in given.values())
+    assert spread[-1] - spread[0] > 0.3, spread
 
 
 def test_refnode_defaults_to_realistic_timings_and_the_tests_to_fast_ones(tmp_path):
