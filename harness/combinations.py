@@ -10,7 +10,9 @@ the first's duration, long enough for an election) and stopped at a share of it 
 after the first has ended, a node killed across the heal).
 
 `nemesis.plan` turns some of the first kind's cycles into a combination when both kinds are
-enabled, the system can say which node leads, and the test's options leave the aims open.
+enabled, the system can say which node leads, and the test's options leave the aims open. A
+combination has the cluster to itself: no lone fault runs during it (a node killed by chance
+just before would spoil it).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import Any, Iterable
 
 from harness.faults import KINDS, Setting
 from harness.faults.base import stop_details
+from harness.faults.partition import DEFAULT_SLOW_LINK_MS
+from harness.networks.base import LATENCY
 
 # The share of the first kind's cycles that become a combination when one applies.
 SHARE = 0.5
@@ -39,6 +43,9 @@ class Combination:
     then_aim: str
     then_start: tuple[float, float]     # shares of the first fault's duration
     then_stop: tuple[float, float]
+    # The first fault, a cut-off leader, keeps one slow link out of it where the network can
+    # slow links: its old-term messages land after the second fault has struck.
+    slow_link: bool = False
 
     def applies(self, kinds: Iterable[str], options: dict[str, Any],
                 setting: Setting) -> bool:
@@ -58,10 +65,14 @@ class Combination:
         then_at = at + duration * rng.uniform(*self.then_start)
         then_end = at + duration * rng.uniform(*self.then_stop)
         steps = []
-        for kind, aim, start, stop in ((self.first, self.first_aim, at, at + duration),
-                                       (self.then, self.then_aim, then_at, then_end)):
+        first_options = options
+        if self.slow_link and LATENCY in setting.network_features:
+            first_options = dict(options, slow_link_ms=DEFAULT_SLOW_LINK_MS)
+        for kind, aim, start, stop, kind_options in (
+                (self.first, self.first_aim, at, at + duration, first_options),
+                (self.then, self.then_aim, then_at, then_end, options)):
             cls = KINDS[kind]
-            value = cls.plan(nodes, rng, options, setting, aim=aim)
+            value = cls.plan(nodes, rng, kind_options, setting, aim=aim)
             steps.append({"at": round(start, 3), "fault": kind, "f": cls.START,
                           "value": value, "combination": self.name})
             steps.append({"at": round(stop, 3), "fault": kind, "f": cls.STOP,
@@ -78,11 +89,12 @@ def _allowed(kind: str, aim: str, options: dict[str, Any]) -> bool:
 
 COMBINATIONS = (
     # The new leader, elected while the old one is cut off, killed across the heal: a
-    # follower that took the deposed leader's late appends has no leader to repair it, and
-    # the two old logs may elect one of theirs (fencing, election restrictions).
+    # follower that took the deposed leader's late appends (over the slow link) has no
+    # leader to repair it, and the two old logs may elect one of theirs (fencing, election
+    # restrictions).
     Combination("partition-then-kill", "the leader cut off, then the new leader killed "
                 "across the heal", "partition", "kill", "isolate-leader", "leader",
-                then_start=(0.45, 0.75), then_stop=(1.05, 1.2)),
+                then_start=(0.6, 0.9), then_stop=(1.05, 1.2), slow_link=True),
     # The leader's clock slowed (or sped) within the system's drift bound, then the leader
     # cut off: its lease must end before anyone else may be elected (leases, drift margins).
     Combination("clock-then-partition", "the leader's clock skewed, then the leader cut off",

@@ -110,8 +110,8 @@ def plan(faults: tuple[str, ...], nodes: list[str], time_limit: float, interval:
     different kinds overlap as in Jepsen's combined nemeses, and half the cycles of a kind
     that opens a combination (`harness.combinations`: the leader cut off then the new leader
     killed, ...) become one; `overlap = false` runs one fault at a time instead, without
-    combinations. Occurrences of one kind never overlap: a combination's second fault takes
-    the place of its kind's own occurrences that it would overlap.
+    combinations. Occurrences of one kind never overlap, and a combination runs alone: lone
+    faults it would overlap are dropped.
 
     Each step is {"at": seconds, "fault": kind, "f": action, "value": details}, and
     "combination": its name for the steps of one; each kind plans its own details
@@ -160,16 +160,23 @@ def plan(faults: tuple[str, ...], nodes: list[str], time_limit: float, interval:
 
 
 def _one_at_a_time_per_kind(episodes):
-    """The episodes to keep so that no two occurrences of one kind overlap: combinations
-    first (they are the rarer and the more telling), then lone faults, each in time order."""
-    kept, busy = [], []
+    """The episodes to keep so that no two occurrences of one kind overlap and nothing else
+    runs during a combination: combinations first (they are the rarer and the more telling),
+    then lone faults, each in time order."""
+    kept, busy, combined = [], [], []
     for episode in sorted(episodes, key=lambda e: (not e[0], e[2][0][1])):
-        spans = episode[2]
-        if any(kind == k and start <= e and s <= end
-               for kind, start, end in spans for k, s, e in busy):
+        is_combination, _, spans = episode
+        start = min(s for _, s, _ in spans)
+        end = max(e for _, _, e in spans)
+        if any(kind == k and s0 <= e and s <= e0
+               for kind, s0, e0 in spans for k, s, e in busy):
+            continue
+        if not is_combination and any(s <= end and start <= e for s, e in combined):
             continue
         kept.append(episode)
         busy.extend(spans)
+        if is_combination:
+            combined.append((start, end))
     return kept
 
 

@@ -47,7 +47,8 @@ OPTIONS = [
     ("--cas-share", "cas_share", float, "share of cas operations in the register workload"),
     ("--mix", "mix", str, "share of each operation, e.g. read=0.9,write=0.1 (default: the "
      "workload's); phases of load only in a --config file ([[phases]] seconds, rate, mix)"),
-    ("--op-timeout", "op_timeout", float, "seconds before an operation is indeterminate"),
+    ("--op-timeout", "op_timeout", float, "seconds before an operation is indeterminate, at "
+     "most (each client's patience is drawn from a quarter of it to all of it)"),
     ("--recovery-timeout", "recovery_timeout", float,
      "seconds the healed cluster has to accept writes again (else a liveness failure)"),
     ("--seed", "seed", int, "seed of every random choice (default: a new one, printed)"),

@@ -58,9 +58,12 @@ class TestSpec:
     time_limit: float = 30.0
     concurrency: int = 10
     rate: float = 200.0
-    keys: int = 5
-    # A key retires after this many operations, a fresh one taking its place (0: never).
-    ops_per_key: int = 0
+    # Contention on few keys at a time, each retiring after a bounded number of operations
+    # for a fresh one (0: never), as Jepsen's independent keys: during a fault's window most
+    # operations meet on the same key, where a stale read or a lost write shows, and each
+    # key's history stays short.
+    keys: int = 2
+    ops_per_key: int = 200
     # register workload: share of cas among operations (cas is decided by the version sweep
     # when the store is consistent, but rules out the zone method on a violation).
     cas_share: float = DEFAULT_CAS_SHARE

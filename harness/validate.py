@@ -165,7 +165,6 @@ MATRIX = [
                                                             "election_timeout_max": 1.5}},
          5, 1),
 ]
-# What the test suite runs: two planted bugs and one safe configuration, briefly.
 def _plain(label: str, kind: str, nemesis: tuple[str, ...], seeds: int = 5,
            needed: int | None = None, **options) -> Case:
     """A plain campaign: 60 s with the default schedule, given only what a user testing this
@@ -201,7 +200,8 @@ PLAIN = [
 ]
 MATRIX = PLAIN + MATRIX
 
-REDUCED = ["stale-leader-read", "early-ack", "quorum-leader"]
+# What the test suite runs: two plain campaigns of planted bugs and one safe configuration.
+REDUCED = ["plain-stale-leader-read", "plain-early-ack", "plain-quorum-leader"]
 
 
 @dataclass

@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from harness.proxy.proxies import Proxy
 
 log = logging.getLogger("harness.proxy")
+ORDINARY_END = "both sides closed"     # a connection that ended as connections do
 
 # Bytes queued inside a link's toxic chain above which its source stops being read, and below
 # which reading resumes. Transport write buffers have their own limits on top of these.
@@ -485,8 +486,10 @@ class Connection:
         self.down: Link | None = None
         self.closed = False
         proxy.connections.add(self)
-        log.info("proxy %s: accepted %s, dialling %s", proxy.name, client.peername,
-                 proxy.upstream)
+        # Ordinary connections are many (clients redirected from node to node during an
+        # election open hundreds a second): logged at debug level, to keep run logs small.
+        log.debug("proxy %s: accepted %s, dialling %s", proxy.name, client.peername,
+                  proxy.upstream)
         self._dial = self.loop.create_task(self._connect(proxy.upstream))
 
     async def _connect(self, upstream: str) -> None:
@@ -530,7 +533,7 @@ class Connection:
         """Both directions delivered their end of stream: the connection is over."""
         if self.up is not None and self.down is not None \
                 and self.up.eof_delivered and self.down.eof_delivered:
-            self.close("both sides closed")
+            self.close(ORDINARY_END)
 
     def _end(self, reason: str) -> bool:
         if self.closed:
@@ -540,7 +543,8 @@ class Connection:
         for link in self.links():
             link.shutdown()
         self.proxy.connections.discard(self)
-        log.info("proxy %s: closed %s (%s)", self.proxy.name, self.client.peername, reason)
+        log.log(logging.DEBUG if reason == ORDINARY_END else logging.INFO,
+                "proxy %s: closed %s (%s)", self.proxy.name, self.client.peername, reason)
         return True
 
     def close(self, reason: str) -> None:

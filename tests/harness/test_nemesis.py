@@ -305,14 +305,26 @@ def test_a_cut_off_leader_is_followed_by_a_kill_of_the_new_leader_across_the_hea
         assert (cut["f"], kill["f"], heal["f"], restart["f"]) == \
             ("start-partition", "kill", "stop-partition", "start"), steps
         assert cut["value"]["shape"] == "isolate-leader"
+        assert cut["value"]["slow_link_ms"] > 0       # the deposed leader heard from late
         assert kill["value"]["target"] == "leader"
         assert cut["at"] < kill["at"] < heal["at"] < restart["at"]
-    # Lone faults fill the rest, and no two faults of one kind ever overlap.
+    # Lone faults fill the rest, never during a combination, and no two faults of one kind
+    # ever overlap.
     assert any("combination" not in s for s in schedule)
+    for steps in occurrences:
+        start, end = steps[0]["at"], max(s["at"] for s in steps)
+        assert not any(start <= s["at"] <= end for s in schedule if "combination" not in s)
     for kind in ("partition", "kill"):
         spans = sorted((s, e) for k, s, e in _spans(schedule) if k == kind)
         assert all(a[1] < b[0] for a, b in zip(spans, spans[1:])), kind
     assert any("partition-then-kill" in line for line in nemesis.describe_plan(schedule))
+    # Where the network cannot slow a link, the leader is cut off outright.
+    from harness.faults import Setting
+    no_latency = Setting(3, frozenset({"leader-probe"}), "netns", frozenset({"partition"}))
+    cuts = [o[0]["value"] for o in _occurrences(nemesis.plan(
+        ("partition", "kill"), NODES, 600.0, 5.0, seed=4, setting=no_latency),
+        "partition-then-kill")]
+    assert cuts and not any(v.get("slow_link_ms") for v in cuts)
 
 
 def test_combinations_only_where_the_test_leaves_the_aims_open():
