@@ -26,7 +26,8 @@ from harness.faults.base import stop_details
 from harness.faults.partition import DEFAULT_SLOW_LINK_MS
 from harness.networks.base import LATENCY
 
-# The share of the first kind's cycles that become a combination when one applies.
+# The share of the first kind's cycles that become a combination when one applies; with
+# several applying, shared out among them (`nemesis.plan`).
 SHARE = 0.5
 # A combination's first fault lasts this share of its gap (longer than a lone fault's, so
 # that the second fault finds the cluster after an election).

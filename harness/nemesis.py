@@ -107,9 +107,9 @@ def plan(faults: tuple[str, ...], nodes: list[str], time_limit: float, interval:
     1.4 intervals), each lasting a quarter to most of its gap, none left running at
     `time_limit`. With several kinds, each kind has its own cycle, started a fraction of an
     interval (`options["overlap"]`, default 0.25) after the previous kind's, so that faults of
-    different kinds overlap as in Jepsen's combined nemeses, and half the cycles of a kind
-    that opens a combination (`harness.combinations`: the leader cut off then the new leader
-    killed, ...) become one; `overlap = false` runs one fault at a time instead, without
+    different kinds overlap as in Jepsen's combined nemeses, and some cycles of a kind that
+    opens a combination (`harness.combinations`: the leader cut off then the new leader
+    killed, ...) become one (half of them, shared out among the combinations that apply); `overlap = false` runs one fault at a time instead, without
     combinations. Occurrences of one kind never overlap, and a combination runs alone: lone
     faults it would overlap are dropped.
 
@@ -139,7 +139,9 @@ def plan(faults: tuple[str, ...], nodes: list[str], time_limit: float, interval:
                 break
             kind = rng.choice(kinds)
             opening = [c for c in combos if c.first == kind]
-            if opening and rng.random() < combinations.SHARE:
+            # Shared out among the combinations that apply: with several, each is rarer,
+            # and lone overlapping faults keep about half the run.
+            if opening and rng.random() < combinations.SHARE / len(combos):
                 steps, spans = rng.choice(opening).plan(at, gap, nodes, rng, options, setting)
                 if max(end for _, _, end in spans) < time_limit:
                     episodes.append((True, steps, spans))

@@ -201,7 +201,10 @@ PLAIN = [
 MATRIX = PLAIN + MATRIX
 
 # What the test suite runs: two plain campaigns of planted bugs and one safe configuration.
-REDUCED = ["plain-stale-leader-read", "plain-early-ack", "plain-quorum-leader"]
+# (Stale leader reads need realistic timings to be seen in a short plain run: with the
+# suite's fast ones a deposed leader steps down 0.6 s after the cut, before most clients have
+# given up on it. The full matrix runs it.)
+REDUCED = ["plain-early-ack", "plain-no-fsync", "plain-quorum-leader"]
 
 
 @dataclass

@@ -43,10 +43,12 @@ def test_the_schedule_is_data_determined_by_the_seed():
     assert all(step["at"] < 60 for step in first)
     starts = [s for s in first if "of" not in s["value"]]
     stops = [s for s in first if "of" in s["value"]]
-    # Four kinds, each on its own cycle of about 5 s over 60 s.
-    assert len(starts) == len(stops) and 35 <= len(starts) <= 50
+    # Four kinds, each on its own cycle of about 5 s over 60 s, less the lone faults that
+    # the combinations (which run alone) displace.
+    assert len(starts) == len(stops) and 20 <= len(starts) <= 50
     for kind in ("partition", "kill", "pause", "clock"):
-        assert 8 <= sum(s["fault"] == kind for s in starts) <= 14
+        assert 3 <= sum(s["fault"] == kind for s in starts) <= 14
+    assert any(s.get("combination") for s in starts)
     assert nemesis.plan((), nodes, 60, 5, 11) == []
 
 

@@ -34,7 +34,7 @@ def test_reduced_matrix(case, network, tmp_path):
         verdicts = []
         for seed in (1, 2):
             result = run_test(case.spec(seed, runs, BUG_TIME_LIMIT, network))
-            assert result.results["faults"]["partition"]["applied"] > 0
+            assert sum(t["applied"] for t in result.results["faults"].values()) > 0
             verdicts.append(result.valid)
             if result.valid is False:
                 failing = [n for n, c in result.results["checkers"].items()
