@@ -109,9 +109,10 @@ def plan(faults: tuple[str, ...], nodes: list[str], time_limit: float, interval:
     interval (`options["overlap"]`, default 0.25) after the previous kind's, so that faults of
     different kinds overlap as in Jepsen's combined nemeses, and some cycles of a kind that
     opens a combination (`harness.combinations`: the leader cut off then the new leader
-    killed, ...) become one (half of them, shared out among the combinations that apply); `overlap = false` runs one fault at a time instead, without
-    combinations. Occurrences of one kind never overlap, and a combination runs alone: lone
-    faults it would overlap are dropped.
+    killed, ...) become one (half of them, shared out among the combinations that apply);
+    `overlap = false` runs one fault at a time instead, without combinations. Occurrences of
+    one kind never overlap, and a combination runs alone: lone faults it would overlap are
+    dropped.
 
     Each step is {"at": seconds, "fault": kind, "f": action, "value": details}, and
     "combination": its name for the steps of one; each kind plans its own details
@@ -255,7 +256,7 @@ class Nemesis:
         self._tally = {kind: {"planned": sum(1 for s in schedule if kind_of(s) == kind and
                                              s["f"] == KINDS[kind].START),
                               "applied": 0, "skipped": [], "errors": [], "aims": {},
-                              "nodes": {}} for kind in kinds}
+                              "nodes": {}, "combined": {}} for kind in kinds}
 
     def start(self, started_at: float) -> None:
         """Run the schedule; `started_at` is the monotonic time the step times count from."""
@@ -276,11 +277,13 @@ class Nemesis:
                 return
             if self._stop.is_set():
                 return
-            self.apply(kind_of(step), step["f"], step["value"])
+            self.apply(kind_of(step), step["f"], step["value"], step.get("combination"))
 
-    def apply(self, kind: str, f: str, value: dict[str, Any]) -> dict[str, Any]:
+    def apply(self, kind: str, f: str, value: dict[str, Any],
+              combination: str | None = None) -> dict[str, Any]:
         """Apply one action of `kind` now, recording it (invoke, then info with what was
-        done, or with an `error`); returns what was recorded."""
+        done, or with an `error`); returns what was recorded. `combination`: the name of the
+        combination the step belongs to (counted, with the kind that opens it)."""
         fault = self.faults[kind]
         tally = self._tally[kind]
         self.record("nemesis", "invoke", f, value=value)
@@ -296,6 +299,9 @@ class Nemesis:
                 else:
                     tally["applied"] += 1
                     _count_aim(tally, done, self.cluster.ids)
+                    combo = combinations.BY_NAME.get(combination or "")
+                    if combo is not None and combo.first == kind:
+                        tally["combined"][combo.name] = tally["combined"].get(combo.name, 0) + 1
             else:
                 started = self.active.pop(kind, None) or value
                 done = fault.stop(self.ctx, started, done)
@@ -346,11 +352,14 @@ class Nemesis:
 
     def report(self) -> dict[str, dict[str, Any]]:
         """Per fault kind: how many occurrences were planned, applied, skipped (with why),
-        and every error, start or stop. A kind requested but never applied shows 0."""
+        and every error, start or stop; what they aimed at and which nodes they hit; and how
+        many of the combinations this kind opens were applied. A kind requested but never
+        applied shows 0."""
         return {kind: {"planned": t["planned"], "applied": t["applied"],
                        "skipped": len(t["skipped"]), "skip_reasons": sorted(set(t["skipped"])),
                        "errors": list(t["errors"]), "aims": dict(t["aims"]),
-                       "nodes": dict(sorted(t["nodes"].items()))}
+                       "nodes": dict(sorted(t["nodes"].items())),
+                       "combined": dict(t["combined"])}
                 for kind, t in self._tally.items()}
 
 

@@ -277,6 +277,7 @@ def _faults_row(faults: dict[str, dict[str, Any]]) -> tuple[str, str]:
         nodes = t.get("nodes") or {}
         extra = [", ".join(f"{aim} x{n}" for aim, n in aims.items())] if aims else []
         extra += ["on " + " ".join(f"{node} x{n}" for node, n in nodes.items())] if nodes else []
+        extra += [f"{n} as {name}" for name, n in (t.get("combined") or {}).items()]
         extra += [f"{t['skipped']} skipped"] if t["skipped"] else []
         extra += [f"{len(t['errors'])} errors"] if t["errors"] else []
         parts.append(text + (f" ({', '.join(extra)})" if extra else ""))

@@ -120,7 +120,7 @@ def test_a_fault_that_cannot_be_applied_is_recorded_and_counted():
     assert report["kill"]["planned"] == len(infos) and report["kill"]["applied"] == 0
     assert len(report["kill"]["errors"]) == len(infos)
     assert report["pause"] == {"planned": 0, "applied": 0, "skipped": 0, "skip_reasons": [],
-                               "errors": [], "aims": {}, "nodes": {}}
+                               "errors": [], "aims": {}, "nodes": {}, "combined": {}}
     assert report["kill"]["aims"] == {} and report["kill"]["nodes"] == {}   # none applied
 
 
@@ -138,6 +138,19 @@ def test_the_report_counts_what_each_applied_fault_aimed_at_and_hit():
     assert report["kill"]["nodes"] == {"n1": 1, "n2": 2}
     assert report["partition"]["aims"] == {"isolate": 1}
     assert report["partition"]["nodes"] == {"n3": 1}
+    assert report["partition"]["combined"] == report["kill"]["combined"] == {}
+
+
+def test_the_report_counts_the_combinations_applied_with_the_kind_that_opens_them():
+    cluster, history = StandInCluster(), History()
+    schedule = nemesis.plan(("partition", "kill"), cluster.ids, 120.0, 5.0, seed=4)
+    n = nemesis.Nemesis(cluster, schedule, history.record, 4)
+    for step in schedule:
+        n.apply(nemesis.kind_of(step), step["f"], step["value"], step.get("combination"))
+    planned = len(_occurrences(schedule, "partition-then-kill"))
+    report = n.report()
+    assert planned and report["partition"]["combined"] == {"partition-then-kill": planned}
+    assert report["kill"]["combined"] == {}
 
 
 def test_heal_all_stops_each_fault_then_sweeps():
