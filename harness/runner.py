@@ -266,10 +266,10 @@ class ClientPool:
     A client whose operation ends `info` never issues another: its thread carries on as a
     fresh process (number + concurrency) with a new connection, as in Jepsen. Each thread
     waits for its operations a patience of its own, drawn from a quarter of the test's op
-    timeout to all of it (`PATIENCE_RANGE`). The total rate
-    is spread evenly: each client starts an operation every concurrency/rate seconds on
-    average (staggered: each wait is drawn from half to one and a half of that). The rate
-    and the mix are those of the test's phase at the moment (`TestSpec.phase_at`)."""
+    timeout to all of it (`PATIENCE_RANGE`). The total rate is spread evenly: each client
+    starts an operation every concurrency/rate seconds on average (staggered: each wait is
+    drawn from half to one and a half of that). The rate and the mix are those of the test's
+    phase at the moment (`TestSpec.phase_at`)."""
 
     def __init__(self, cluster: Cluster, workload: Workload, recorder: Recorder,
                  spec: TestSpec, seed: int):
