@@ -85,7 +85,7 @@ from typing import Any
 from refnode.config import ClusterConfig
 from refnode.messages import (NOT_LEADER, STEPPED_DOWN, TIMEOUT, VERSION_UNAVAILABLE,
                               AppendEntries, AppendReply, ClientReply, ClientRequest, Entry,
-                              PeerMessage, VoteReply, VoteRequest)
+                              PeerMessage, VoteReply, VoteRequest, entry_bytes)
 from refnode.statemachine import ApplyResult, KeyValueState
 
 FOLLOWER = "follower"
@@ -633,12 +633,25 @@ class Core:
 
     def _send_append(self, peer: str, p: Progress) -> None:
         prev = min(p.next_index - 1, self.last_index)
-        entries = tuple(self._log[prev + 1:prev + 1 + self.config.max_append_entries])
+        entries = self._append_batch(prev + 1)
         self._send(AppendEntries(self.id, peer, self.term, prev, self._log[prev].term, entries,
                                  self.commit_index, self._round))
         p.sent_commit = self.commit_index
         if not p.probing:
             p.next_index = prev + len(entries) + 1
+
+    def _append_batch(self, first: int) -> tuple[Entry, ...]:
+        """The entries of one append message from index `first`: at most
+        `max_append_entries`, and at most `max_append_bytes` of values and keys (at least one
+        entry), so that a message never outgrows a frame, however large the values."""
+        budget = self.config.max_append_bytes
+        batch = self._log[first:first + self.config.max_append_entries]
+        used = 0
+        for count, entry in enumerate(batch):
+            used += entry_bytes(entry)
+            if used > budget and count > 0:
+                return tuple(batch[:count])
+        return tuple(batch)
 
     def _on_append_reply(self, m: AppendReply, now: float) -> None:
         p = self._progress.get(m.src)

@@ -29,6 +29,8 @@ from typing import Any
 
 import orjson
 
+from refnode.messages import MessageError, check_written_value
+
 MAX_FRAME_BYTES = 1 << 20          # payload limit, both directions; configurable per call
 LENGTH_BYTES = 4
 MAX_KEY_LENGTH = 1024              # characters
@@ -221,9 +223,11 @@ def validate_request(obj: Any) -> dict:
     not given). RequestError, naming the field, for:
 
     - `id`: missing or not an int;  `op`: missing or not one of read|write|cas|add|status|admin;
-    - `key` (read, write, cas, add; required): not a string, or over 1024 characters;
+    - `key` (read, write, cas, add; required): not a string, empty, or over 1024 characters;
     - `value`: required for write and add (any JSON value), for cas a 2-element list
-      [expected, new]; not allowed for other ops;
+      [expected, new]; not allowed for other ops; nested deeper than 32 levels or over
+      256 KiB as JSON (`refnode.messages.check_written_value`: what a client may write, every
+      peer accepts in a log entry);
     - `read_mode` (read only): not one of leader|lease|follower;
     - `min_version` (keyed ops): not an int >= 0;
     - `token` (admin; required): not a string;  `clock_offset` (admin): not a finite number of
@@ -259,8 +263,8 @@ def validate_request(obj: Any) -> dict:
         if "key" not in obj:
             raise fail("key", f"required for op '{op}'")
         key = obj["key"]
-        if not isinstance(key, str):
-            raise fail("key", f"must be a string, got {_short(key)}")
+        if not isinstance(key, str) or not key:
+            raise fail("key", f"must be a non-empty string, got {_short(key)}")
         if len(key) > MAX_KEY_LENGTH:
             raise fail("key", f"longer than {MAX_KEY_LENGTH} characters ({len(key)})")
         request["key"] = key
@@ -270,6 +274,11 @@ def validate_request(obj: Any) -> dict:
             value = obj["value"]
             if op == "cas" and not (isinstance(value, list) and len(value) == 2):
                 raise fail("value", f"for cas must be [expected, new], got {_short(value)}")
+            try:
+                # The same check every peer makes of the log entry this value becomes.
+                check_written_value(value, "value")
+            except MessageError as exc:
+                raise fail("value", str(exc).removeprefix("value: ")) from None
             request["value"] = value
         else:
             mode = obj.get("read_mode", "leader")

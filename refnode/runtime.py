@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import math
 import random
 import signal
 import socket
@@ -229,6 +230,7 @@ class NodeServer:
         self._next_client = 0
         self._outbox: list[Effects] = []
         self._flush_scheduled = False
+        self._unsendable: dict[str, float] = {}     # kind of message -> when last logged
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._role = (None, None)
@@ -312,11 +314,29 @@ class NodeServer:
             for message in effects.messages:
                 link = self._links.get(message.dst)
                 if link is not None:
-                    link.send(encode_frame(message.to_dict()))
+                    frame = self._encode(message, f"a {message.TYPE} to {message.dst}")
+                    if frame is not None:
+                        link.send(frame)
             for (client, _request_id), reply in effects.replies:
                 writer = self._clients.get(client)
                 if writer is not None and not writer.is_closing():
-                    writer.write(encode_frame(reply.to_dict()))
+                    frame = self._encode(reply, f"a reply to client {client}")
+                    if frame is not None:
+                        writer.write(frame)
+
+    def _encode(self, message, what: str) -> bytes | None:
+        """`message` as a frame, or None (logged, at most once a minute per kind of message)
+        when it cannot be one: a message too large for a frame is dropped alone, never with
+        the rest of the outbox (the heartbeats and replies behind it)."""
+        try:
+            return encode_frame(message.to_dict())
+        except (ValueError, TypeError) as exc:      # too large for a frame, or not JSON
+            now = asyncio.get_running_loop().time()
+            kind = what.split(" to ")[0]
+            if now - self._unsendable.get(kind, -math.inf) >= 60.0:
+                self._unsendable[kind] = now
+                log.warning("%s dropped %s: %s", self.id, what, exc)
+            return None
 
     def _log_role(self) -> None:
         core = self.core

@@ -113,6 +113,9 @@ class RefnodeSystem(Adapter):
         *(Option(name, "float", _DEFAULTS[name], text, minimum=0.0) for name, text in _TIMINGS),
         Option("max_append_entries", "int", _DEFAULTS["max_append_entries"],
                "most log entries in one append message", minimum=1),
+        Option("max_append_bytes", "int", _DEFAULTS["max_append_bytes"],
+               "most bytes of values and keys in one append message (a larger entry goes "
+               "alone)", minimum=1),
     )
     WORKLOADS = ("register", "set", "session")
     NETWORKS = ("proxy", "netns")
@@ -162,6 +165,7 @@ class RefnodeSystem(Adapter):
         return ClusterConfig(nodes=nodes, replication=o["replication"],
                              bugs=frozenset([o["bug"]] if o["bug"] else []),
                              max_append_entries=o["max_append_entries"],
+                             max_append_bytes=o["max_append_bytes"],
                              **{name: o[name] for name, _ in _TIMINGS})
 
     def setup(self, layout: ClusterLayout) -> None:

@@ -395,6 +395,27 @@ def test_entries_stream_in_messages_of_at_most_max_append_entries():
     assert net.cores["b"].last_index == leader.last_index == 8
 
 
+def test_entries_stream_in_messages_bounded_in_bytes_and_a_large_one_goes_alone():
+    from refnode.messages import entry_bytes
+
+    net = Net(max_append_bytes=1500)
+    leader = net.elect("a")
+    net.cut |= {("a", "b"), ("a", "c")}
+    for i in range(7):
+        net.request("a", write(value="v" * 400 + str(i)), f"w{i}")
+    net.request("a", write(value="w" * 5000), "big")          # over the budget by itself
+    net.heal()
+    net.inflight.clear()
+    net.run(0.2)
+    appends = [m for b in net.bundles["a"] for m in b.messages
+               if isinstance(m, AppendEntries) and m.entries]
+    assert appends
+    for m in appends:
+        assert len(m.entries) == 1 or sum(entry_bytes(e) for e in m.entries) <= 1500
+    assert any(len(m.entries) > 1 for m in appends)           # batched, not one by one
+    assert net.cores["b"].last_index == net.cores["c"].last_index == leader.last_index == 9
+
+
 # --- reads ---------------------------------------------------------------------------------------
 
 def test_leader_reads_wait_for_a_quorum_round():
@@ -650,6 +671,7 @@ def test_bugs_are_the_seven_of_the_design():
     ({"max_clock_drift": 1.0}, "max_clock_drift"),
     ({"max_clock_drift": True}, "max_clock_drift"),
     ({"max_append_entries": 0}, "max_append_entries"),
+    ({"max_append_bytes": 0}, "max_append_bytes"),
     ({"follower_read_wait": math.inf}, "follower_read_wait"),
     ({"bugs": ["no-such-bug"]}, "unknown bug"),
 ])

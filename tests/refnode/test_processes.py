@@ -128,3 +128,51 @@ def test_a_bad_cluster_file_is_a_one_line_error(tmp_path):
                            str(bad)], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "fsync" in proc.stderr
+
+
+def test_big_values_replicate_to_a_lagging_follower_without_deposing_the_leader(tmp_path):
+    """Values of 17 KB and a follower 100 entries behind (over a 1 MiB frame at 64 entries a
+    message) used to throw away the leader's whole outbox at every send, heartbeats included:
+    elections every few seconds, and a follower that never caught up. A value over the limit
+    is refused with a clear error, and the leader carries on."""
+    from refnode.messages import MAX_VALUE_BYTES
+
+    with LocalCluster(tmp_path) as cluster:
+        leader = cluster.wait_for_leader()
+        term = cluster.status(leader)["term"]
+        lagging = next(n for n in cluster.ids if n != leader)
+        cluster.supervisor.get(lagging).kill()
+        with cluster.client(leader, timeout=5.0) as client:
+            for i in range(100):
+                assert client.write(f"k{i % 5}", f"{i:05d}" + "x" * 17_000).type == "ok"
+            near = client.write("near", "y" * (MAX_VALUE_BYTES - 100))
+            assert near.type == "ok", near
+            over = client.write("over", "z" * MAX_VALUE_BYTES)
+            assert over.type == "fail" and "value" in over.error and "bytes" in over.error
+            last = client.read("near").version
+        cluster.start(lagging)
+        cluster.wait_until(lambda: (cluster.status(lagging) or {}).get("applied_index", 0)
+                           >= last, timeout=20.0)
+        assert cluster.wait_for_leader() == leader
+        assert cluster.status(leader)["term"] == term          # nobody was deposed
+        with cluster.client(lagging, timeout=2.0) as client:
+            assert client.read("near", "follower").value == "y" * (MAX_VALUE_BYTES - 100)
+            assert client.read("k4", "follower").value.startswith("00099")
+        log_text = (tmp_path / f"{leader}.log").read_text()
+        assert "Traceback" not in log_text
+
+
+def test_an_empty_key_or_a_too_deep_value_is_refused_and_the_connection_serves_on(tmp_path):
+    with LocalCluster(tmp_path) as cluster:
+        leader = cluster.wait_for_leader()
+        deep: object = 0
+        for _ in range(40):
+            deep = [deep]
+        with cluster.client(leader, timeout=2.0) as client:
+            empty = client.write("", 1)
+            assert empty.type == "fail" and "key" in empty.error
+            nested = client.write("k", deep)
+            assert nested.type == "fail" and "nested deeper" in nested.error
+            assert client.write("k", 1).type == "ok"           # same connection, served
+        assert cluster.wait_for_leader() == leader
+        assert "Traceback" not in (tmp_path / f"{leader}.log").read_text()
