@@ -176,3 +176,29 @@ def test_an_empty_key_or_a_too_deep_value_is_refused_and_the_connection_serves_o
             assert client.write("k", 1).type == "ok"           # same connection, served
         assert cluster.wait_for_leader() == leader
         assert "Traceback" not in (tmp_path / f"{leader}.log").read_text()
+
+
+def test_a_node_whose_synced_log_is_damaged_refuses_to_start_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    with LocalCluster(tmp_path) as cluster:
+        leader = cluster.wait_for_leader()
+        with cluster.client(leader, timeout=2.0) as client:
+            for i in range(20):
+                assert client.write(f"k{i % 3}", i).type == "ok"
+        follower = next(n for n in cluster.ids if n != leader)
+        cluster.wait_until(lambda: (cluster.status(follower) or {}).get("applied_index", 0)
+                           >= 21)
+    log = tmp_path / follower / "wal.log"
+    data = bytearray(log.read_bytes())
+    data[200] ^= 0x40                       # an early record, long since synced
+    log.write_bytes(bytes(data))
+    proc = subprocess.run([sys.executable, "-m", "refnode", "--id", follower, "--config",
+                           str(cluster.config_path)], capture_output=True, text=True,
+                          timeout=30)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert str(log) in lines[0] and "corrupt record at offset" in lines[0]
+    assert log.read_bytes() == bytes(data)
