@@ -34,6 +34,10 @@ from refnode.messages import MessageError, check_written_value
 MAX_FRAME_BYTES = 1 << 20          # payload limit, both directions; configurable per call
 LENGTH_BYTES = 4
 MAX_KEY_LENGTH = 1024              # characters
+# Clock skews the admin call takes: past these a node's clock loses its precision (an offset
+# of 1e15 s leaves 0.125 s steps, and the timer loop spins) or its timers fire in a burst.
+MAX_CLOCK_OFFSET = 1e6             # seconds, either way (about 11 days)
+CLOCK_RATES = (0.01, 100.0)        # slowest and fastest
 
 OPS = ("read", "write", "cas", "add", "status", "admin")
 READ_MODES = ("leader", "lease", "follower")
@@ -230,9 +234,9 @@ def validate_request(obj: Any) -> dict:
       peer accepts in a log entry);
     - `read_mode` (read only): not one of leader|lease|follower;
     - `min_version` (keyed ops): not an int >= 0;
-    - `token` (admin; required): not a string;  `clock_offset` (admin): not a finite number of
-      seconds;  `clock_rate` (admin): not a finite number > 0;  an admin request needs at least
-      one of the two;
+    - `token` (admin; required): not a string;  `clock_offset` (admin): not a number of
+      seconds within ±1e6;  `clock_rate` (admin): not a number from 0.01 to 100;  an admin
+      request needs at least one of the two;
     - any other field, or a field its op does not take (strict: typos are errors, not no-ops).
     """
     if not isinstance(obj, dict):
@@ -301,13 +305,14 @@ def validate_request(obj: Any) -> dict:
             raise fail(None, "an admin request needs clock_offset or clock_rate")
         if "clock_offset" in obj:
             offset = obj["clock_offset"]
-            if not _is_number(offset):
-                raise fail("clock_offset",
-                           f"must be a finite number of seconds, got {_short(offset)}")
+            if not _is_number(offset) or abs(offset) > MAX_CLOCK_OFFSET:
+                raise fail("clock_offset", f"must be a number of seconds within "
+                           f"±{MAX_CLOCK_OFFSET:g}, got {_short(offset)}")
             request["clock_offset"] = float(offset)
         if "clock_rate" in obj:
             rate = obj["clock_rate"]
-            if not _is_number(rate) or rate <= 0:
-                raise fail("clock_rate", f"must be a finite number > 0, got {_short(rate)}")
+            if not _is_number(rate) or not CLOCK_RATES[0] <= rate <= CLOCK_RATES[1]:
+                raise fail("clock_rate", f"must be a number from {CLOCK_RATES[0]:g} to "
+                           f"{CLOCK_RATES[1]:g}, got {_short(rate)}")
             request["clock_rate"] = float(rate)
     return request
