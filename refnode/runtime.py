@@ -38,6 +38,7 @@ from refnode.frames import (MAX_FRAME_BYTES, FrameError, RequestError, encode_fr
                             read_frame, validate_request)
 from refnode.messages import (BAD_REQUEST, PEER_MESSAGE_TYPES, ClientReply, ClientRequest,
                               Entry, MessageError, message_from_dict)
+from refnode.peerauth import AuthError, challenge, hello, peer_key, verify
 from refnode.wal import WriteAheadLog
 
 log = logging.getLogger("refnode")
@@ -45,6 +46,10 @@ log = logging.getLogger("refnode")
 PEER_QUEUE_LIMIT = 4096          # messages held for a peer whose connection is down or slow
 STABLE_LINK_SECONDS = 1.0   # a link up this long was a good one
 RECONNECT_DELAY = (0.01, 0.2)    # first and longest pause between dial attempts
+# How long either side of a new peer connection waits for the other's part of the handshake
+# (a connection made while a partition drops its bytes is given up and dialled again).
+HANDSHAKE_TIMEOUT = 0.5
+REFUSAL_LOG_EVERY = 60.0         # seconds between log lines about one kind of refused peer
 
 
 class NodeClock:
@@ -175,6 +180,12 @@ class PeerLink:
                 continue
             connected_at = asyncio.get_running_loop().time()
             _nodelay(writer)
+            if not await self._authenticate(reader, writer):
+                writer.close()
+                self._drain()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_DELAY[1])
+                continue
             closed = asyncio.create_task(reader.read())   # EOF: the link went down
             try:
                 while not closed.done():
@@ -203,6 +214,24 @@ class PeerLink:
             else:
                 delay = RECONNECT_DELAY[0]
 
+    async def _authenticate(self, reader: asyncio.StreamReader,
+                            writer: asyncio.StreamWriter) -> bool:
+        """Answer the peer's challenge (see `refnode.peerauth`); False when the connection
+        gave no challenge in time (a partition dropping its bytes) or a malformed one."""
+        node = self.node
+        if node.peer_key is None:
+            return True
+        try:
+            frame = await asyncio.wait_for(read_frame(reader), HANDSHAKE_TIMEOUT)
+            writer.write(encode_frame(hello(node.peer_key, frame, node.id, self.peer)))
+            return True
+        except AuthError as exc:
+            node.refused("a peer's challenge", exc)
+        except (asyncio.TimeoutError, FrameError, OSError, ConnectionError,
+                asyncio.IncompleteReadError):
+            pass
+        return False
+
     def _drain(self) -> None:
         while not self.queue.empty():
             self.queue.get_nowait()
@@ -223,6 +252,10 @@ class NodeServer:
         self.clock = NodeClock()
         # Every random choice of the node comes from the run's seed and the node's name.
         self.rng = random.Random(f"{cluster.seed}/{node_id}")
+        # Peers prove they hold the cluster's secret (none: a cluster file without one, as
+        # hand-written test clusters may be, trusts every peer connection).
+        self.peer_key = peer_key(cluster.admin_token) if cluster.admin_token else None
+        self._refusals: dict[str, float] = {}       # kind of refusal -> when last logged
         self.wal: WriteAheadLog | None = None
         self.core: Core | None = None
         self._links: dict[str, PeerLink] = {}
@@ -363,6 +396,13 @@ class NodeServer:
     async def _serve_peer(self, reader: asyncio.StreamReader,
                           writer: asyncio.StreamWriter) -> None:
         try:
+            sender = None
+            if self.peer_key is not None:
+                offer = challenge()
+                writer.write(encode_frame(offer))
+                hello_frame = await asyncio.wait_for(read_frame(reader), HANDSHAKE_TIMEOUT)
+                sender = verify(self.peer_key, offer["nonce"], hello_frame, self.id,
+                                self.spec.peers)
             while True:
                 frame = await read_frame(reader)
                 if frame is None:
@@ -370,7 +410,14 @@ class NodeServer:
                 message = message_from_dict(frame)
                 if not isinstance(message, PEER_MESSAGE_TYPES):
                     raise MessageError(f"a peer sent a {frame.get('type')!r} message")
+                if sender is not None and message.src != sender:
+                    raise AuthError(f"{sender} sent a message as {str(message.src)[:40]!r}",
+                                    "impersonation")
                 self._handle(self.core.receive(message, self.clock.now()))
+        except AuthError as exc:
+            self.refused("a peer connection", exc)
+        except asyncio.TimeoutError:
+            pass          # no hello in time: a partition, or not a peer at all
         except (FrameError, MessageError) as exc:
             log.warning("%s: dropping a peer connection: %s", self.id, exc)
         except (OSError, ConnectionError, asyncio.IncompleteReadError):
@@ -381,6 +428,15 @@ class NodeServer:
             pass
         finally:
             writer.close()
+
+    def refused(self, what: str, error: AuthError) -> None:
+        """Log a refused peer connection, once a minute at most for each kind of reason (a
+        forger retrying in a loop must not fill the log)."""
+        now = asyncio.get_running_loop().time()
+        kind = f"{what}: {error.kind}"
+        if now - self._refusals.get(kind, -math.inf) >= REFUSAL_LOG_EVERY:
+            self._refusals[kind] = now
+            log.warning("%s refused %s: %s", self.id, what, error)
 
     # --- clients --------------------------------------------------------------------------
 

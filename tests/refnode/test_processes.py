@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
+import time
 
 import pytest
 
@@ -202,3 +204,53 @@ def test_a_node_whose_synced_log_is_damaged_refuses_to_start_in_one_line(tmp_pat
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert str(log) in lines[0] and "corrupt record at offset" in lines[0]
     assert log.read_bytes() == bytes(data)
+
+
+def test_forged_peer_traffic_is_refused_and_logged_once(tmp_path):
+    """Without the cluster's secret a process on the machine used to depose the leader at will
+    with one forged append-reply of a higher term, and commit values of its own with forged
+    appends. Now: no hello, a wrong MAC or messages in another node's name are refused."""
+    from refnode.peerauth import hello
+
+    with LocalCluster(tmp_path) as cluster:
+        leader = cluster.wait_for_leader()
+        term = cluster.status(leader)["term"]
+        follower = next(n for n in cluster.ids if n != leader)
+        config = json.loads(cluster.config_path.read_text())
+        host, port = config["nodes"][leader]["peer"].rsplit(":", 1)
+        depose = {"type": "append-reply", "src": follower, "dst": leader, "term": term + 50,
+                  "success": False}
+
+        def forge(handshake) -> bytes:
+            with socket.create_connection((host, int(port)), timeout=2) as sock:
+                decoder = FrameDecoder()
+                offer = []
+                while not offer:
+                    offer = decoder.feed(sock.recv(4096))
+                try:
+                    if handshake is not None:
+                        sock.sendall(encode_frame(handshake(offer[0])))
+                    for _ in range(5):
+                        sock.sendall(encode_frame(depose))
+                        time.sleep(0.05)
+                except (BrokenPipeError, ConnectionResetError):
+                    return b""                  # the node hung up already
+                try:
+                    return sock.recv(4096)      # b"": the node hung up
+                except socket.timeout:
+                    return b"timeout"
+                except ConnectionResetError:
+                    return b""
+
+        assert forge(None) == b""                                   # no hello
+        assert forge(lambda offer: hello(b"not the key", offer, follower, leader)) == b""
+        for _ in range(20):
+            forge(lambda offer: hello(b"not the key", offer, follower, leader))
+        time.sleep(0.5)
+        assert cluster.wait_for_leader() == leader
+        assert cluster.status(leader)["term"] == term              # nobody was deposed
+        with cluster.client(leader, timeout=2.0) as client:
+            assert client.write("k", 1).type == "ok"               # the cluster serves on
+        text = (tmp_path / f"{leader}.log").read_text()
+        assert text.count("without the cluster's secret") == 1    # logged once, not 21 times
+        assert "Traceback" not in text
