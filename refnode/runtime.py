@@ -50,6 +50,38 @@ RECONNECT_DELAY = (0.01, 0.2)    # first and longest pause between dial attempts
 # (a connection made while a partition drops its bytes is given up and dialled again).
 HANDSHAKE_TIMEOUT = 0.5
 REFUSAL_LOG_EVERY = 60.0         # seconds between log lines about one kind of refused peer
+REPLY_BUFFER_LIMIT = 1 << 20     # bytes of replies a client has not read before it is not read
+
+
+@dataclass(frozen=True)
+class ClientLimits:
+    """What one node grants its clients (the cluster file's "client_limits"): `connections`
+    open at once, `pending` requests unanswered on one connection before it is read no
+    further (backpressure: a client pipelining without reading replies waits, and others are
+    served meanwhile), and `idle_timeout` seconds without a request before a connection with
+    nothing pending is closed."""
+
+    connections: int = 1024
+    pending: int = 256
+    idle_timeout: float = 300.0
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "ClientLimits":
+        """Limits from the cluster file; ValueError naming a bad field."""
+        data = data or {}
+        if not isinstance(data, dict) or set(data) - {"connections", "pending",
+                                                      "idle_timeout"}:
+            raise ValueError(f"client_limits takes connections, pending and idle_timeout, "
+                             f"got {data!r}")
+        limits = cls(**data)
+        for name in ("connections", "pending"):
+            value = getattr(limits, name)
+            if type(value) is not int or value < 1:
+                raise ValueError(f"client_limits.{name} must be an int >= 1, got {value!r}")
+        if type(limits.idle_timeout) not in (int, float) or not limits.idle_timeout > 0:
+            raise ValueError(f"client_limits.idle_timeout must be seconds > 0, got "
+                             f"{limits.idle_timeout!r}")
+        return limits
 
 
 class NodeClock:
@@ -109,6 +141,7 @@ class ClusterFile:
     # Addresses besides loopback that admin calls may come from (a harness that reaches the
     # node over a bridge, from outside the node's network namespace).
     admin_hosts: tuple[str, ...] = ()
+    client_limits: ClientLimits = field(default_factory=ClientLimits)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -117,6 +150,7 @@ class ClusterFile:
 
         Format: {"cluster": <ClusterConfig.to_dict()>, "seed": int, "admin_token": str,
         "fsync": "group" | "every", "admin_hosts": [address, ...],
+        "client_limits": {"connections": int, "pending": int, "idle_timeout": seconds},
         "nodes": {id: {"client": "host:port", "peer": "host:port",
                        "peers": {id: "host:port"}, "data_dir": path}}}
         """
@@ -143,8 +177,12 @@ class ClusterFile:
         except (TypeError, ValueError):
             raise ValueError(f"{path}: admin_hosts must list IP addresses, got "
                              f"{admin_hosts!r}") from None
+        try:
+            limits = ClientLimits.from_dict(data.get("client_limits"))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: {exc}") from None
         return cls(config, nodes, data.get("admin_token"), int(data.get("seed", 0)), fsync,
-                   admin_hosts)
+                   admin_hosts, limits)
 
 
 def _address(text: str) -> tuple[str, int]:
@@ -260,6 +298,8 @@ class NodeServer:
         self.core: Core | None = None
         self._links: dict[str, PeerLink] = {}
         self._clients: dict[int, asyncio.StreamWriter] = {}
+        self._pending: dict[int, int] = {}          # client -> requests not yet answered
+        self._room: dict[int, asyncio.Event] = {}   # client -> set when it may send more
         self._next_client = 0
         self._outbox: list[Effects] = []
         self._flush_scheduled = False
@@ -274,6 +314,7 @@ class NodeServer:
     async def run(self) -> None:
         """Serve until SIGTERM or SIGINT; then sync, close and return."""
         loop = asyncio.get_running_loop()
+        loop.set_exception_handler(self._loop_exception)
         self.wal = WriteAheadLog.open(self.data_dir,
                                       fsync="no-fsync" not in self.config.bugs,
                                       group_commit=self.cluster.fsync == "group")
@@ -351,6 +392,7 @@ class NodeServer:
                     if frame is not None:
                         link.send(frame)
             for (client, _request_id), reply in effects.replies:
+                self._answered(client)
                 writer = self._clients.get(client)
                 if writer is not None and not writer.is_closing():
                     frame = self._encode(reply, f"a reply to client {client}")
@@ -432,36 +474,93 @@ class NodeServer:
     def refused(self, what: str, error: AuthError) -> None:
         """Log a refused peer connection, once a minute at most for each kind of reason (a
         forger retrying in a loop must not fill the log)."""
-        now = asyncio.get_running_loop().time()
-        kind = f"{what}: {error.kind}"
-        if now - self._refusals.get(kind, -math.inf) >= REFUSAL_LOG_EVERY:
-            self._refusals[kind] = now
-            log.warning("%s refused %s: %s", self.id, what, error)
+        self._note(f"{what}: {error.kind}", f"{self.id} refused {what}: {error}")
 
     # --- clients --------------------------------------------------------------------------
 
     async def _serve_client(self, reader: asyncio.StreamReader,
                             writer: asyncio.StreamWriter) -> None:
+        limits = self.cluster.client_limits
+        if len(self._clients) >= limits.connections:
+            self._note("clients", f"{self.id} refused a client connection: "
+                       f"{limits.connections} are open, the most it takes")
+            writer.write(encode_frame(_bad_request(None, self, "too many client connections")))
+            writer.close()
+            return
         self._next_client += 1
         client = self._next_client
         self._clients[client] = writer
+        self._pending[client] = 0
+        room = self._room[client] = asyncio.Event()
         _nodelay(writer)
+        active = [asyncio.get_running_loop().time()]      # when it last sent a request
+        watchdog = asyncio.create_task(self._close_when_idle(client, writer, active))
         try:
             while True:
+                while self._pending[client] >= limits.pending:
+                    room.clear()
+                    await room.wait()
+                if writer.transport.get_write_buffer_size() > REPLY_BUFFER_LIMIT:
+                    await writer.drain()        # a client that does not read its replies
                 frame = await read_frame(reader)
+                active[0] = asyncio.get_running_loop().time()
                 if frame is None:
+                    # Closed for writing (or entirely): what it asked is still answered.
+                    async with asyncio.timeout(self.config.request_timeout + 1.0):
+                        while self._pending[client]:
+                            room.clear()
+                            await room.wait()
+                    await writer.drain()
                     break
                 self._client_frame(client, frame, writer)
         except FrameError as exc:
             # The byte stream cannot be trusted past a bad frame: say why, then hang up.
             writer.write(encode_frame(_bad_request(None, self, str(exc))))
-        except (OSError, ConnectionError, asyncio.IncompleteReadError):
+        except (OSError, ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             pass
         except asyncio.CancelledError:
             pass          # the node is stopping (see _serve_peer)
         finally:
+            watchdog.cancel()
             self._clients.pop(client, None)
+            self._pending.pop(client, None)
+            self._room.pop(client, None)
             writer.close()
+
+    async def _close_when_idle(self, client: int, writer: asyncio.StreamWriter,
+                               active: list[float]) -> None:
+        """Close the connection once it has sent nothing for the idle timeout and is owed
+        nothing (a read is never cut short: the reader then sees the end of the stream)."""
+        loop = asyncio.get_running_loop()
+        idle = self.cluster.client_limits.idle_timeout
+        while True:
+            await asyncio.sleep(max(active[0] + idle - loop.time(), idle / 10))
+            if self._pending.get(client) == 0 and loop.time() - active[0] >= idle:
+                writer.close()
+                return
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        """asyncio's report of an error it caught: an accept that failed for want of file
+        descriptors (a flood of connections) is one line a minute, not a traceback each time
+        the loop retries it; anything else as asyncio would report it."""
+        if "out of system resource" in context.get("message", ""):
+            self._note("accept", f"{self.id} cannot accept connections: "
+                       f"{context.get('exception') or context['message']}")
+            return
+        loop.default_exception_handler(context)
+
+    def _answered(self, client: int) -> None:
+        """A reply to `client` is on its way: one request fewer outstanding."""
+        if self._pending.get(client):
+            self._pending[client] -= 1
+            self._room[client].set()
+
+    def _note(self, kind: str, line: str) -> None:
+        """Log `line` at most once a minute for each `kind` (refusals a flood repeats)."""
+        now = asyncio.get_running_loop().time()
+        if now - self._refusals.get(kind, -math.inf) >= REFUSAL_LOG_EVERY:
+            self._refusals[kind] = now
+            log.warning("%s", line)
 
     def _client_frame(self, client: int, frame: dict, writer: asyncio.StreamWriter) -> None:
         try:
@@ -475,6 +574,7 @@ class NodeServer:
         core_request = ClientRequest(request["op"], request.get("key"), request.get("value"),
                                      request.get("read_mode", "leader"),
                                      request.get("min_version"), request["id"])
+        self._pending[client] = self._pending.get(client, 0) + 1
         self._handle(self.core.client_request(core_request, (client, request["id"]),
                                               self.clock.now()))
 

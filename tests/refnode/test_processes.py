@@ -69,9 +69,10 @@ def _raw(address: str) -> socket.socket:
     return sock
 
 
-def _replies(sock: socket.socket) -> list[dict]:
+def _replies(sock: socket.socket, count: int = 1) -> list[dict]:
+    """The replies read until `count` have come (or the node hung up)."""
     decoder, out = FrameDecoder(), []
-    while not out:
+    while len(out) < count:
         data = sock.recv(65536)
         if not data:
             break
@@ -254,3 +255,80 @@ def test_forged_peer_traffic_is_refused_and_logged_once(tmp_path):
         text = (tmp_path / f"{leader}.log").read_text()
         assert text.count("without the cluster's secret") == 1    # logged once, not 21 times
         assert "Traceback" not in text
+
+
+def test_a_client_pipelining_without_reading_is_held_back_and_others_are_served(tmp_path):
+    """400k pipelined requests used to block the node's loop for seconds at a time and grow it
+    to 222 MiB: now a connection is read no further while 256 of its requests are unanswered
+    or a megabyte of its replies is unread."""
+    import threading
+
+    import psutil
+
+    with LocalCluster(tmp_path) as cluster:
+        leader = cluster.wait_for_leader()
+        process = psutil.Process(cluster.supervisor.get(leader).pid)
+        before = process.memory_info().rss
+        flood = _raw(cluster.client_addresses[leader])
+        batch = b"".join(encode_frame({"id": i, "op": "write", "key": f"f{i % 10}",
+                                       "value": i}) for i in range(2000))
+        sent = {"batches": 0}
+
+        def pour():
+            try:
+                while sent["batches"] < 200:          # 400k requests, never a reply read
+                    flood.sendall(batch)
+                    sent["batches"] += 1
+            except OSError:
+                pass
+
+        pourer = threading.Thread(target=pour, daemon=True)
+        pourer.start()
+        time.sleep(2.0)
+        with cluster.client(leader, timeout=2.0) as client:
+            for i in range(20):
+                assert client.write("other", i).type == "ok"   # served during the flood
+        assert sent["batches"] < 200                  # the flooder is held back, not read
+        grown = process.memory_info().rss - before
+        assert grown < 100 * 2 ** 20, f"the node grew by {grown / 2 ** 20:.0f} MiB"
+        flood.close()
+        pourer.join(timeout=10)
+        assert "Traceback" not in (tmp_path / f"{leader}.log").read_text()
+
+
+def test_a_half_closed_client_gets_its_replies(tmp_path):
+    with LocalCluster(tmp_path) as cluster:
+        leader = cluster.wait_for_leader()
+        with _raw(cluster.client_addresses[leader]) as sock:
+            sock.sendall(encode_frame({"id": 1, "op": "write", "key": "h", "value": 1}) +
+                         encode_frame({"id": 2, "op": "read", "key": "h"}))
+            sock.shutdown(socket.SHUT_WR)
+            replies = _replies(sock, 2)
+        assert [(r["id"], r["ok"]) for r in replies] == [(1, True), (2, True)]
+        assert replies[1]["value"] == 1
+
+
+def test_connections_are_capped_and_idle_ones_closed(tmp_path):
+    limits = {"connections": 3, "idle_timeout": 0.5}
+    with LocalCluster(tmp_path, client_limits=limits) as cluster:
+        leader = cluster.wait_for_leader()
+        time.sleep(1.0)                        # the probes of wait_for_leader have gone
+        held = [_raw(cluster.client_addresses[leader]) for _ in range(3)]
+        for sock in held:
+            sock.sendall(encode_frame({"id": 1, "op": "status"}))
+            assert _replies(sock, 1)[0]["ok"]
+        refused = []
+        for _ in range(5):
+            with _raw(cluster.client_addresses[leader]) as extra:
+                refused.extend(_replies(extra, 1))
+        assert len(refused) == 5 and all("too many client connections" in r["error"] or
+                                         "too many" in str(r) for r in refused)
+        # Idle past the timeout: closed by the node (recv sees the end).
+        for sock in held:
+            sock.settimeout(5)
+            assert sock.recv(1) == b""
+            sock.close()
+        with cluster.client(leader, timeout=2.0) as client:
+            assert client.write("k", 1).type == "ok"
+        text = (tmp_path / f"{leader}.log").read_text()
+        assert text.count("refused a client connection") == 1
