@@ -410,6 +410,10 @@ class WriteAheadLog:
             scan = _scan(data)
             del data
             marker_seq, marker_length = _read_marker(directory, scan.log_id)
+            if marker_length is not None and size < marker_length:
+                # Shorter than what a sync made durable: cut by something other than a crash.
+                raise WalError(f"{path}: {size} bytes, shorter than the {marker_length} known "
+                               f"synced; not used: the log is left as it is for inspection")
             if scan.end < size and marker_length is not None and scan.end < marker_length:
                 # Inside what a sync made durable: not a write cut short by a crash but a
                 # damaged disk. Cutting here would drop committed entries and the term and

@@ -306,6 +306,18 @@ def test_damage_past_the_last_sync_is_a_torn_tail_and_cut(tmp_path):
         assert wal.recovery.bytes_kept == synced and "checksum" in wal.recovery.reason
 
 
+def test_a_synced_log_cut_short_on_a_record_boundary_is_refused(tmp_path):
+    with WriteAheadLog.open(tmp_path) as wal:
+        fill(wal, 4)
+        boundary = size(tmp_path)
+        fill(wal, 3)
+        wal.sync()
+    os.truncate(log_path(tmp_path), boundary)
+    with pytest.raises(WalError, match=f"{boundary} bytes, shorter than"):
+        WriteAheadLog.open(tmp_path)
+    assert size(tmp_path) == boundary
+
+
 def test_zeroed_tail_is_cut(tmp_path):
     with WriteAheadLog.open(tmp_path) as wal:
         fill(wal, 3)
