@@ -15,7 +15,7 @@ from harness.options import Option, OptionError
 from harness.systems.base import Adapter, Availability, ClusterLayout, NodeSlot
 from refnode.client import RefnodeClient
 from refnode.config import BUGS, READ_MODES, REPLICATION_MODES, ClusterConfig
-from refnode.wal import WalError, power_loss
+from refnode.wal import LOG_NAME, WalError, power_loss
 
 CLUSTER_FILE = "cluster.json"
 
@@ -207,6 +207,12 @@ class RefnodeSystem(Adapter):
         return RefnodeClientAdapter(client, self.read_mode)
 
     # --- capabilities ---------------------------------------------------------------------
+
+    def data_files(self, node: NodeSlot, layout: ClusterLayout) -> list[Path]:
+        """Its write-ahead log (entries, term and vote; the power-loss marker is the harness's
+        bookkeeping, not the node's state)."""
+        log_file = Path(node.data_dir) / LOG_NAME
+        return [log_file] if log_file.exists() else []
 
     def lose_unsynced(self, node: NodeSlot, layout: ClusterLayout) -> dict:
         """Cut a killed node's log back to what it had synced (refnode.wal.power_loss)."""
