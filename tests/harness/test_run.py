@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -137,6 +138,8 @@ def test_replay_repeats_seed_and_schedule(tmp_path):
     (["--network", "netns", "--nemesis", "latency"], "latency on the netns network needs"),
     (["--system", "etcd", "--network", "proxy"], "etcd runs on netns, not proxy"),
     (["--system", "etcd", "--workload", "session"], "etcd supports register, set, not session"),
+    (["--value-size", "-1"], "--value-size must be an integer >= 0"),
+    (["--workload", "set", "--value-size", "100"], "--value-size: the set workload"),
 ])
 def test_bad_run_options_are_one_line_errors(args, fragment):
     proc = faultline("run", *args)
@@ -532,3 +535,29 @@ def test_damaged_data_files_are_refused_never_served_as_lost_writes(tmp_path, fa
             assert all(("corrupt record" in line or "shorter than" in line or
                         "damaged file header" in line) for line in refused), refused
     assert refusals or result.liveness["recovered"]
+
+
+def test_values_of_a_given_size_are_unique_strings_of_that_size():
+    workload = make_workload("register", 2, value_size=1000)
+    rng = random.Random(1)
+    values = [op.value for op in (workload.next_op(rng) for _ in range(200))
+              if op.f == "write"]
+    values += [op.value[1] for op in (workload.next_op(rng) for _ in range(200))
+               if op.f == "cas"]
+    assert values and all(isinstance(v, str) and len(v) == 1000 for v in values)
+    assert len(set(values)) == len(values)
+    assert isinstance(make_workload("register", 2).fresh_value(), int)    # default: numbers
+
+
+def test_a_campaign_with_64_kb_values_under_kills_and_partitions_stays_valid_and_live(
+        tmp_path):
+    spec = TestSpec(time_limit=8.0, nemesis=("partition", "kill"), nemesis_interval=3.0,
+                    seed=2, runs_dir=str(tmp_path / "runs"), rate=60.0, value_size=64 * 1024)
+    result = run_test(spec)
+    assert result.valid is True, json.dumps(result.results["checkers"])[:2000]
+    assert result.liveness["recovered"] is True
+    history = load_history(result.run_dir / "history.jsonl")
+    written = [op for op in history if op.type == "ok" and op.f == "write"]
+    assert len(written) > 50 and all(len(op.value) == 64 * 1024 for op in written)
+    faults = result.results["faults"]
+    assert faults["partition"]["applied"] + faults["kill"]["applied"] >= 2
