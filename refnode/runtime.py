@@ -22,6 +22,7 @@ import asyncio
 import ipaddress
 import logging
 import math
+import os
 import random
 import signal
 import socket
@@ -39,7 +40,7 @@ from refnode.frames import (MAX_FRAME_BYTES, FrameError, RequestError, encode_fr
 from refnode.messages import (BAD_REQUEST, PEER_MESSAGE_TYPES, ClientReply, ClientRequest,
                               Entry, MessageError, message_from_dict)
 from refnode.peerauth import AuthError, challenge, hello, peer_key, verify
-from refnode.wal import WriteAheadLog
+from refnode.wal import LOG_NAME, WriteAheadLog
 
 log = logging.getLogger("refnode")
 
@@ -51,6 +52,9 @@ RECONNECT_DELAY = (0.01, 0.2)    # first and longest pause between dial attempts
 HANDSHAKE_TIMEOUT = 0.5
 REFUSAL_LOG_EVERY = 60.0         # seconds between log lines about one kind of refused peer
 REPLY_BUFFER_LIMIT = 1 << 20     # bytes of replies a client has not read before it is not read
+# In a data directory while a node rebuilt from nothing has not yet heard a leader (it must
+# not vote until then, across restarts too).
+REBUILDING_NAME = "rebuilding"
 
 
 @dataclass(frozen=True)
@@ -278,7 +282,8 @@ class PeerLink:
 class NodeServer:
     """One refnode process: the core, its WAL, its clock, its sockets."""
 
-    def __init__(self, node_id: str, cluster: ClusterFile, *, data_dir: Path | None = None):
+    def __init__(self, node_id: str, cluster: ClusterFile, *, data_dir: Path | None = None,
+                 rebuild: bool = False):
         if node_id not in cluster.nodes:
             raise ValueError(f"node {node_id!r} is not in the cluster file "
                              f"({', '.join(cluster.nodes)})")
@@ -286,7 +291,9 @@ class NodeServer:
         self.cluster = cluster
         self.spec = cluster.nodes[node_id]
         self.config = cluster.config
-        self.data_dir = data_dir or self.spec.data_dir
+        self.data_dir = Path(data_dir or self.spec.data_dir)
+        self.rebuild = rebuild
+        self._rebuilding = False
         self.clock = NodeClock()
         # Every random choice of the node comes from the run's seed and the node's name.
         self.rng = random.Random(f"{cluster.seed}/{node_id}")
@@ -315,6 +322,9 @@ class NodeServer:
         """Serve until SIGTERM or SIGINT; then sync, close and return."""
         loop = asyncio.get_running_loop()
         loop.set_exception_handler(self._loop_exception)
+        if self.rebuild:
+            self._set_log_aside()
+        self._rebuilding = (self.data_dir / REBUILDING_NAME).exists()
         self.wal = WriteAheadLog.open(self.data_dir,
                                       fsync="no-fsync" not in self.config.bugs,
                                       group_commit=self.cluster.fsync == "group")
@@ -323,7 +333,8 @@ class NodeServer:
                         self.wal.recovery.reason)
         entries = [Entry(e.index, e.term, **e.command) for e in self.wal.entries(1)]
         self.core = Core.restore(self.id, self.config, self.rng, self.clock.now(),
-                                 self.wal.term, self.wal.vote, entries)
+                                 self.wal.term, self.wal.vote, entries,
+                                 rebuilt=self._rebuilding)
         log.info("%s starting: term %d, vote %s, %d log entries", self.id, self.wal.term,
                  self.wal.vote, len(entries))
         for peer, address in self.spec.peers.items():
@@ -378,6 +389,14 @@ class NodeServer:
         self._commit_seen = self.core.commit_index
         self._wake.set()
         self._log_role()
+        if self._rebuilding and not self.core.abstaining:
+            # The leader's term is in the log's hard state: made durable before the node
+            # may vote again, even after a restart.
+            self.wal.sync()
+            (self.data_dir / REBUILDING_NAME).unlink(missing_ok=True)
+            self._rebuilding = False
+            log.info("%s rebuilt: following %s in term %d, voting again", self.id,
+                     self.core.leader, self.core.term)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -538,6 +557,25 @@ class NodeServer:
             if self._pending.get(client) == 0 and loop.time() - active[0] >= idle:
                 writer.close()
                 return
+
+    def _set_log_aside(self) -> None:
+        """The operator's rebuild: move the log aside (kept, for inspection) and mark the
+        directory as rebuilding, durably, before the node starts from nothing."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        marker = self.data_dir / REBUILDING_NAME
+        with open(marker, "wb") as f:
+            os.fsync(f.fileno())
+        damaged = self.data_dir / LOG_NAME
+        if damaged.exists():
+            aside = self.data_dir / f"{LOG_NAME}.set-aside-{time.strftime('%Y%m%dT%H%M%S')}"
+            damaged.rename(aside)
+            log.warning("%s rebuilding from the leader: its log is set aside as %s; it votes "
+                        "again once it has heard a leader", self.id, aside.name)
+        fd = os.open(self.data_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict) -> None:
         """asyncio's report of an error it caught: an accept that failed for want of file

@@ -815,3 +815,23 @@ def test_cas_compares_json_values_not_python_equality():
     state.apply(Entry(1, 1, "write", "k", 1))
     assert not state.apply(Entry(2, 1, "cas", "k", [True, 2])).ok
     assert state.apply(Entry(3, 1, "cas", "k", [1, 2])).ok
+
+
+def test_a_rebuilt_node_neither_votes_nor_campaigns_until_it_hears_a_leader():
+    """Its log (and the votes in it) set aside, it cannot know in which terms it voted."""
+    from refnode.messages import VoteRequest
+
+    config = ClusterConfig(nodes=("a", "b", "c"))
+    core = Core.restore("c", config, random.Random(1), 0.0, 0, None, [], rebuilt=True)
+    assert core.abstaining
+    effects = core.tick(10.0)                           # long past any election timeout
+    assert core.role == "follower" and not effects.messages
+    assert not core.campaign(11.0).messages
+    effects = core.receive(VoteRequest("b", "c", 7, 0, 0), 12.0)
+    (reply,) = effects.messages
+    assert reply.granted is False and effects.hard_state is None
+    # A leader of term 9 heard: it follows, and votes again in later terms.
+    core.receive(AppendEntries("a", "c", 9, 0, 0, (), 0, 1), 13.0)
+    assert not core.abstaining and core.term == 9 and core.leader == "a"
+    (reply,) = core.receive(VoteRequest("b", "c", 10, 0, 0), 20.0).messages
+    assert reply.granted is True

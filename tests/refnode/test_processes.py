@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import struct
+import sys
 import time
 
 import pytest
@@ -204,7 +205,41 @@ def test_a_node_whose_synced_log_is_damaged_refuses_to_start_in_one_line(tmp_pat
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert str(log) in lines[0] and "corrupt record at offset" in lines[0]
+    assert "--rebuild" in lines[0]
     assert log.read_bytes() == bytes(data)
+
+
+def test_a_damaged_node_rebuilt_by_the_operator_catches_up_from_the_leader(tmp_path):
+    with LocalCluster(tmp_path) as cluster:
+        leader = cluster.wait_for_leader()
+        with cluster.client(leader, timeout=2.0) as client:
+            for i in range(20):
+                assert client.write(f"k{i % 3}", i).type == "ok"
+        follower = next(n for n in cluster.ids if n != leader)
+        cluster.wait_until(lambda: (cluster.status(follower) or {}).get("applied_index", 0)
+                           >= 21)
+        cluster.supervisor.get(follower).kill()
+        log = tmp_path / follower / "wal.log"
+        data = bytearray(log.read_bytes())
+        data[200] ^= 0x40
+        log.write_bytes(bytes(data))
+        with cluster.client(leader, timeout=2.0) as client:
+            for i in range(20, 30):
+                assert client.write(f"k{i % 3}", i).type == "ok"
+            last = client.read("k2").version
+        cluster.supervisor.start(
+            follower, [sys.executable, "-m", "refnode", "--id", follower, "--config",
+                       str(cluster.config_path), "--rebuild"],
+            tmp_path / f"{follower}-rebuilt.log")
+        cluster.wait_until(lambda: (cluster.status(follower) or {}).get("applied_index", 0)
+                           >= last, timeout=15.0)
+        with cluster.client(follower, timeout=2.0) as client:
+            assert [client.read(f"k{i}", "follower").value for i in range(3)] == [27, 28, 29]
+        assert not (tmp_path / follower / "rebuilding").exists()     # votes again
+        aside = list((tmp_path / follower).glob("wal.log.set-aside-*"))
+        assert len(aside) == 1 and aside[0].read_bytes() == bytes(data)
+        text = (tmp_path / f"{follower}-rebuilt.log").read_text()
+        assert "rebuilding from the leader" in text and "rebuilt: following" in text
 
 
 def test_forged_peer_traffic_is_refused_and_logged_once(tmp_path):
