@@ -15,7 +15,8 @@ from typing import Any
 from harness.networks import backend
 from harness.networks.base import Network
 from harness.processes import GuardedProcess, ProcessError, Supervisor
-from harness.systems.base import ClockControl, ClusterLayout, LeaderProbe, NodeSlot, PowerLoss
+from harness.systems.base import (ClockControl, ClusterLayout, DataFiles, LeaderProbe,
+                                  NodeSlot, PowerLoss)
 
 READY_TIMEOUT = 15.0
 
@@ -191,6 +192,12 @@ class Cluster:
             raise ClusterError(f"{self.system.name} cannot lose unsynced writes")
         self.kill(node)
         return self.system.lose_unsynced(self.layout.node(node), self.layout)
+
+    def data_files(self, node: str) -> list[Path]:
+        """The files holding `node`'s durable state (needs the DataFiles capability)."""
+        if not isinstance(self.system, DataFiles):
+            raise ClusterError(f"{self.system.name} names no data files")
+        return [Path(p) for p in self.system.data_files(self.layout.node(node), self.layout)]
 
     def set_clock(self, node: str, offset: float, rate: float = 1.0) -> None:
         """Skew or drift the node's clock (needs the ClockControl capability)."""

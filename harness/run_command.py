@@ -45,6 +45,9 @@ OPTIONS = [
     ("--ops-per-key", "ops_per_key", int, "operations after which a key is replaced by a "
      "fresh one, as Jepsen's independent keys (0: keys never change)"),
     ("--cas-share", "cas_share", float, "share of cas operations in the register workload"),
+    ("--value-size", "value_size", int, "characters in each written value, register and "
+     "session workloads (0: small numbers; every value is in the history, so large ones make "
+     "large runs)"),
     ("--mix", "mix", str, "share of each operation, e.g. read=0.9,write=0.1 (default: the "
      "workload's); phases of load only in a --config file ([[phases]] seconds, rate, mix)"),
     ("--op-timeout", "op_timeout", float, "seconds before an operation is indeterminate, at "

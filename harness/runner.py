@@ -101,7 +101,7 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
     runs_dir = Path(spec.runs_dir)
     run_dir = store.create_run_dir(runs_dir, spec.name, seed)
     workload = make_workload(spec.workload, spec.keys, spec.cas_share, spec.mix,
-                             spec.ops_per_key)
+                             spec.ops_per_key, spec.value_size)
     plan_schedule(spec)
     # Election safety is checked from the nodes' own reports, when the system gives them.
     observing = isinstance(system, StatusProbe)

@@ -67,6 +67,8 @@ class TestSpec:
     # register workload: share of cas among operations (cas is decided by the version sweep
     # when the store is consistent, but rules out the zone method on a violation).
     cas_share: float = DEFAULT_CAS_SHARE
+    # Characters in each written value (0: small numbers); register and session workloads.
+    value_size: int = 0
     # The share of each operation, e.g. {"read": 0.9, "write": 0.1} (default: the workload's
     # own; for register, reads half the time and cas_share of cas).
     mix: dict | None = None
@@ -90,6 +92,11 @@ class TestSpec:
         _at_least("concurrency", self.concurrency, 1)
         _at_least("keys", self.keys, 1)
         _at_least("ops-per-key", self.ops_per_key, 0)
+        _at_least("value-size", self.value_size, 0)
+        if self.value_size and self.workload == "set":
+            raise SpecError("--value-size: the set workload's reads return whole sets, which "
+                            "large elements would make too large to read; use register or "
+                            "session")
         for name in ("time_limit", "rate", "op_timeout", "recovery_timeout",
                      "nemesis_interval"):
             value = getattr(self, name)

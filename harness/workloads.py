@@ -44,7 +44,9 @@ class Workload:
     checkers: tuple[str, ...] = ()
     OPS: tuple[str, ...] = ()
 
-    def __init__(self, keys: int, mix: Mix | None = None, ops_per_key: int = 0):
+    def __init__(self, keys: int, mix: Mix | None = None, ops_per_key: int = 0,
+                 value_size: int = 0):
+        self.value_size = value_size
         self._key_numbers = itertools.count()
         self.keys = [self._fresh_key() for _ in range(keys)]      # in use now
         self.used = list(self.keys)                               # ever used, in order
@@ -74,9 +76,15 @@ class Workload:
     def default_mix(self) -> Mix:
         raise NotImplementedError
 
-    def fresh_value(self) -> int:
+    def fresh_value(self) -> int | str:
+        """The next unique value: a number, or with `value_size` a string of that many
+        characters that starts with the number (unique, and readable in a history)."""
         with self._lock:
-            return next(self._values)
+            number = next(self._values)
+        if not self.value_size:
+            return number
+        head = f"{number}:"
+        return head + "x" * max(0, self.value_size - len(head))
 
     def next_op(self, rng: random.Random, mix: Mix | None = None) -> Invocation:
         """The next operation, its kind drawn from `mix` (default: the workload's own)."""
@@ -105,9 +113,9 @@ class RegisterWorkload(Workload):
     OPS = ("read", "write", "cas")
 
     def __init__(self, keys: int, cas_share: float = 0.1, mix: Mix | None = None,
-                 ops_per_key: int = 0):
+                 ops_per_key: int = 0, value_size: int = 0):
         self.cas_share = cas_share
-        super().__init__(keys, mix, ops_per_key)
+        super().__init__(keys, mix, ops_per_key, value_size)
         self._recent: dict[str, int] = {}
 
     def default_mix(self) -> Mix:
@@ -153,10 +161,12 @@ WORKLOADS = {w.name: w for w in (RegisterWorkload, SetWorkload, SessionWorkload)
 
 
 def make_workload(name: str, keys: int, cas_share: float = 0.1,
-                  mix: Mix | None = None, ops_per_key: int = 0) -> Workload:
+                  mix: Mix | None = None, ops_per_key: int = 0,
+                  value_size: int = 0) -> Workload:
     """The workload called `name` (KeyError for an unknown one); `mix` replaces its default
     mix (for the register workload, reads half the time and `cas_share` of cas);
-    `ops_per_key` retires a key after that many operations (0: never)."""
+    `ops_per_key` retires a key after that many operations (0: never); `value_size`, when
+    not 0, makes each written value a string of that many characters."""
     if name == RegisterWorkload.name:
-        return RegisterWorkload(keys, cas_share, mix, ops_per_key)
-    return WORKLOADS[name](keys, mix, ops_per_key)
+        return RegisterWorkload(keys, cas_share, mix, ops_per_key, value_size)
+    return WORKLOADS[name](keys, mix, ops_per_key, value_size)

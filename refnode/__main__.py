@@ -23,6 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, type=Path, help="the cluster file (JSON)")
     parser.add_argument("--data-dir", type=Path,
                         help="the node's data directory (default: the cluster file's)")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="set this node's log aside (a damaged one) and start from nothing, "
+                             "catching up from the leader; it votes again only once it has "
+                             "heard a leader. An operator's choice: whatever only this log "
+                             "held is lost")
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     args = parser.parse_args(argv)
@@ -30,14 +35,16 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(message)s")
     try:
         cluster = ClusterFile.load(args.config)
-        server = NodeServer(args.id, cluster, data_dir=args.data_dir)
+        server = NodeServer(args.id, cluster, data_dir=args.data_dir, rebuild=args.rebuild)
     except ValueError as exc:
         print(f"refnode: error: {exc}", file=sys.stderr)
         return 2
     try:
         asyncio.run(server.run())
     except WalError as exc:
-        print(f"refnode: error: write-ahead log: {exc}", file=sys.stderr)
+        hint = ("; --rebuild sets it aside and catches up from the leader"
+                if "left as it is" in str(exc) else "")
+        print(f"refnode: error: write-ahead log: {exc}{hint}", file=sys.stderr)
         return 1
     except OSError as exc:
         print(f"refnode: error: {exc}", file=sys.stderr)

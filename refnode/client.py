@@ -151,12 +151,17 @@ class RefnodeClient:
     def _send(self, node: str, request: dict) -> tuple[Outcome, str | None]:
         request = dict(request, id=next(self._ids))
         try:
+            frame = encode_frame(request)
+        except (ValueError, TypeError) as exc:      # too large for a frame, or not JSON
+            # Too large to send at all: nothing was sent, the operation did not happen.
+            return Outcome(FAIL, node=node, error=f"bad-request: {exc}"), None
+        try:
             self._connect(node)
         except OSError as exc:
             # Nothing was sent: the operation certainly did not happen.
             return Outcome(FAIL, node=node, error=f"connect: {_reason(exc)}"), None
         try:
-            self._sock.sendall(encode_frame(request))
+            self._sock.sendall(frame)
             reply = self._receive(request["id"])
         except (OSError, FrameError) as exc:
             self.close()

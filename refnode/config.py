@@ -88,6 +88,9 @@ class ClusterConfig:
     - `request_timeout`: how long a leader keeps a write or a `leader` read pending before it
       answers "timeout" (indeterminate for writes).
     - `max_append_entries`: most log entries in one append message.
+    - `max_append_bytes`: most bytes of entry values and keys in one append message (an entry
+      larger than that still goes, alone): with the 256 KiB a value may have, every append
+      fits in one frame.
     - `bugs`: names from `BUGS` to switch on; empty in every safe run.
 
     Construction validates everything and raises ValueError with a one-line reason.
@@ -102,6 +105,7 @@ class ClusterConfig:
     follower_read_wait: float = 1.0
     request_timeout: float = 5.0
     max_append_entries: int = 64
+    max_append_bytes: int = 256 * 1024
     bugs: frozenset[str] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
@@ -137,9 +141,10 @@ class ClusterConfig:
         if not _is_number(drift) or not 0 <= drift < 1:
             raise ValueError(f"max_clock_drift must be a fraction in [0, 1), got {drift!r}")
         object.__setattr__(self, "max_clock_drift", float(drift))
-        count = self.max_append_entries
-        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-            raise ValueError(f"max_append_entries must be a positive integer, got {count!r}")
+        for name in ("max_append_entries", "max_append_bytes"):
+            count = getattr(self, name)
+            if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+                raise ValueError(f"{name} must be a positive integer, got {count!r}")
 
         bugs = self.bugs
         if isinstance(bugs, str) or not isinstance(bugs, Iterable):

@@ -85,7 +85,7 @@ from typing import Any
 from refnode.config import ClusterConfig
 from refnode.messages import (NOT_LEADER, STEPPED_DOWN, TIMEOUT, VERSION_UNAVAILABLE,
                               AppendEntries, AppendReply, ClientReply, ClientRequest, Entry,
-                              PeerMessage, VoteReply, VoteRequest)
+                              PeerMessage, VoteReply, VoteRequest, entry_bytes)
 from refnode.statemachine import ApplyResult, KeyValueState
 
 FOLLOWER = "follower"
@@ -189,7 +189,8 @@ class Core:
     """
 
     def __init__(self, node_id: str, config: ClusterConfig, rng: random.Random, now: float, *,
-                 term: int = 0, vote: str | None = None, entries: Iterable[Entry] = ()):
+                 term: int = 0, vote: str | None = None, entries: Iterable[Entry] = (),
+                 rebuilt: bool = False):
         if node_id not in config.nodes:
             raise ValueError(f"node {node_id!r} is not in the configuration "
                              f"({', '.join(config.nodes)})")
@@ -227,17 +228,28 @@ class Core:
         self._pending_reads: list[_PendingRead] = []
         # any role
         self._waiting_reads: list[_WaitingRead] = []
+        # A node rebuilt from nothing (its log was damaged and set aside) may have voted in
+        # terms it no longer knows of: it neither votes nor campaigns until it has heard a
+        # leader, whose term it then adopts (see `restore`).
+        self.abstaining = rebuilt
 
     @classmethod
     def restore(cls, node_id: str, config: ClusterConfig, rng: random.Random, now: float,
-                term: int, vote: str | None, entries: Iterable[Entry]) -> Core:
+                term: int, vote: str | None, entries: Iterable[Entry],
+                rebuilt: bool = False) -> Core:
         """A node restarted from its persisted hard state (term, vote) and log entries.
 
         It starts as a follower with commit and applied index 0 (it learns the commit index
         from the leader and re-applies from its log), and refuses votes for the minimum
-        election timeout. Raises ValueError for persisted state that cannot be right (entries
-        not numbered 1, 2, ..., terms decreasing or above `term`, an unknown vote)."""
-        return cls(node_id, config, rng, now, term=term, vote=vote, entries=entries)
+        election timeout. `rebuilt`: its persisted state was lost (an operator set a damaged
+        log aside); it abstains (`abstaining`: no vote, no campaign) until it hears a leader,
+        so that it cannot vote twice in a term whose vote it forgot, or in any term before
+        that leader's. (What only its lost log held, or a vote of its in a later term than any
+        leader it hears, is beyond repair: rebuilding is the operator's choice.) Raises
+        ValueError for persisted state that cannot be right (entries not numbered 1, 2, ...,
+        terms decreasing or above `term`, an unknown vote)."""
+        return cls(node_id, config, rng, now, term=term, vote=vote, entries=entries,
+                   rebuilt=rebuilt)
 
     def _load(self, term: int, vote: str | None, entries: list[Entry]) -> None:
         if not isinstance(term, int) or term < 0:
@@ -324,7 +336,10 @@ class Core:
         if self.role == LEADER:
             self._tick_leader(now)
         elif now >= self._election_deadline:
-            self._campaign(now)
+            if self.abstaining:
+                self._reset_election_timer(now)     # a rebuilt node waits for a leader
+            else:
+                self._campaign(now)
         elif self.role == CANDIDATE and now >= self._vote_retry_deadline:
             self._ask_for_votes(now, retry=True)
         self._expire_waiting_reads(now)
@@ -334,7 +349,7 @@ class Core:
         """Start an election now, as if the election timeout had fired (tests, operators).
         A leader ignores it."""
         self.now = now
-        if self.role != LEADER:
+        if self.role != LEADER and not self.abstaining:
             self._campaign(now)
         return self._take()
 
@@ -522,7 +537,7 @@ class Core:
         not even adopted, so a partitioned node cannot depose a healthy leader); adopt a newer
         term; grant at most one vote per term, only to a log at least as up to date as ours
         and never in a term whose leader we know. The vote is persisted before the reply."""
-        if m.term < self.term or self._heard_leader_recently(now):
+        if m.term < self.term or self._heard_leader_recently(now) or self.abstaining:
             self._send(VoteReply(self.id, m.src, self.term, False))
             return
         if m.term > self.term:
@@ -546,6 +561,7 @@ class Core:
     # --- replication: follower side -----------------------------------------------------------
 
     def _on_append(self, m: AppendEntries, now: float) -> None:
+        self.abstaining = False        # a leader of this term heard: terms up to it are over
         self.leader = m.src
         self._last_leader_contact = now
         self._reset_election_timer(now)
@@ -633,12 +649,25 @@ class Core:
 
     def _send_append(self, peer: str, p: Progress) -> None:
         prev = min(p.next_index - 1, self.last_index)
-        entries = tuple(self._log[prev + 1:prev + 1 + self.config.max_append_entries])
+        entries = self._append_batch(prev + 1)
         self._send(AppendEntries(self.id, peer, self.term, prev, self._log[prev].term, entries,
                                  self.commit_index, self._round))
         p.sent_commit = self.commit_index
         if not p.probing:
             p.next_index = prev + len(entries) + 1
+
+    def _append_batch(self, first: int) -> tuple[Entry, ...]:
+        """The entries of one append message from index `first`: at most
+        `max_append_entries`, and at most `max_append_bytes` of values and keys (at least one
+        entry), so that a message never outgrows a frame, however large the values."""
+        budget = self.config.max_append_bytes
+        batch = self._log[first:first + self.config.max_append_entries]
+        used = 0
+        for count, entry in enumerate(batch):
+            used += entry_bytes(entry)
+            if used > budget and count > 0:
+                return tuple(batch[:count])
+        return tuple(batch)
 
     def _on_append_reply(self, m: AppendReply, now: float) -> None:
         p = self._progress.get(m.src)

@@ -29,9 +29,15 @@ from typing import Any
 
 import orjson
 
+from refnode.messages import MessageError, check_written_value
+
 MAX_FRAME_BYTES = 1 << 20          # payload limit, both directions; configurable per call
 LENGTH_BYTES = 4
 MAX_KEY_LENGTH = 1024              # characters
+# Clock skews the admin call takes: past these a node's clock loses its precision (an offset
+# of 1e15 s leaves 0.125 s steps, and the timer loop spins) or its timers fire in a burst.
+MAX_CLOCK_OFFSET = 1e6             # seconds, either way (about 11 days)
+CLOCK_RATES = (0.01, 100.0)        # slowest and fastest
 
 OPS = ("read", "write", "cas", "add", "status", "admin")
 READ_MODES = ("leader", "lease", "follower")
@@ -221,14 +227,16 @@ def validate_request(obj: Any) -> dict:
     not given). RequestError, naming the field, for:
 
     - `id`: missing or not an int;  `op`: missing or not one of read|write|cas|add|status|admin;
-    - `key` (read, write, cas, add; required): not a string, or over 1024 characters;
+    - `key` (read, write, cas, add; required): not a string, empty, or over 1024 characters;
     - `value`: required for write and add (any JSON value), for cas a 2-element list
-      [expected, new]; not allowed for other ops;
+      [expected, new]; not allowed for other ops; nested deeper than 32 levels or over
+      256 KiB as JSON (`refnode.messages.check_written_value`: what a client may write, every
+      peer accepts in a log entry);
     - `read_mode` (read only): not one of leader|lease|follower;
     - `min_version` (keyed ops): not an int >= 0;
-    - `token` (admin; required): not a string;  `clock_offset` (admin): not a finite number of
-      seconds;  `clock_rate` (admin): not a finite number > 0;  an admin request needs at least
-      one of the two;
+    - `token` (admin; required): not a string;  `clock_offset` (admin): not a number of
+      seconds within ±1e6;  `clock_rate` (admin): not a number from 0.01 to 100;  an admin
+      request needs at least one of the two;
     - any other field, or a field its op does not take (strict: typos are errors, not no-ops).
     """
     if not isinstance(obj, dict):
@@ -259,8 +267,8 @@ def validate_request(obj: Any) -> dict:
         if "key" not in obj:
             raise fail("key", f"required for op '{op}'")
         key = obj["key"]
-        if not isinstance(key, str):
-            raise fail("key", f"must be a string, got {_short(key)}")
+        if not isinstance(key, str) or not key:
+            raise fail("key", f"must be a non-empty string, got {_short(key)}")
         if len(key) > MAX_KEY_LENGTH:
             raise fail("key", f"longer than {MAX_KEY_LENGTH} characters ({len(key)})")
         request["key"] = key
@@ -270,6 +278,11 @@ def validate_request(obj: Any) -> dict:
             value = obj["value"]
             if op == "cas" and not (isinstance(value, list) and len(value) == 2):
                 raise fail("value", f"for cas must be [expected, new], got {_short(value)}")
+            try:
+                # The same check every peer makes of the log entry this value becomes.
+                check_written_value(value, "value")
+            except MessageError as exc:
+                raise fail("value", str(exc).removeprefix("value: ")) from None
             request["value"] = value
         else:
             mode = obj.get("read_mode", "leader")
@@ -292,13 +305,14 @@ def validate_request(obj: Any) -> dict:
             raise fail(None, "an admin request needs clock_offset or clock_rate")
         if "clock_offset" in obj:
             offset = obj["clock_offset"]
-            if not _is_number(offset):
-                raise fail("clock_offset",
-                           f"must be a finite number of seconds, got {_short(offset)}")
+            if not _is_number(offset) or abs(offset) > MAX_CLOCK_OFFSET:
+                raise fail("clock_offset", f"must be a number of seconds within "
+                           f"±{MAX_CLOCK_OFFSET:g}, got {_short(offset)}")
             request["clock_offset"] = float(offset)
         if "clock_rate" in obj:
             rate = obj["clock_rate"]
-            if not _is_number(rate) or rate <= 0:
-                raise fail("clock_rate", f"must be a finite number > 0, got {_short(rate)}")
+            if not _is_number(rate) or not CLOCK_RATES[0] <= rate <= CLOCK_RATES[1]:
+                raise fail("clock_rate", f"must be a number from {CLOCK_RATES[0]:g} to "
+                           f"{CLOCK_RATES[1]:g}, got {_short(rate)}")
             request["clock_rate"] = float(rate)
     return request

@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import orjson
+
 from refnode.config import READ_MODES
 
 
@@ -48,6 +50,9 @@ ERRORS = (NOT_LEADER, CAS_MISMATCH, TYPE_MISMATCH, STEPPED_DOWN, TIMEOUT, VERSIO
           BAD_REQUEST)
 
 MAX_JSON_DEPTH = 32
+# The largest value a client may write, as JSON bytes: a log entry holding it, with its key,
+# always fits in one peer frame (1 MiB), whatever else an append message carries.
+MAX_VALUE_BYTES = 256 * 1024
 
 
 # --- strict field readers -----------------------------------------------------------------------
@@ -73,6 +78,17 @@ def _check_json(value: Any, where: str, depth: int = 0) -> None:
             _check_json(item, where, depth + 1)
         return
     raise MessageError(f"{where}: not a JSON value: {type(value).__name__}")
+
+
+def check_written_value(value: Any, where: str) -> None:
+    """The one check of a value a client writes, run where a client's request arrives: plain
+    JSON data that every peer accepts in a log entry (`_check_json`), at most
+    `MAX_VALUE_BYTES` once encoded. Raises MessageError."""
+    _check_json(value, where)
+    size = len(orjson.dumps(value))
+    if size > MAX_VALUE_BYTES:
+        raise MessageError(f"{where}: {size:,} bytes as JSON, more than the {MAX_VALUE_BYTES:,} "
+                           f"a value may have")
 
 
 class _Reader:
@@ -174,6 +190,14 @@ class Entry:
             _check_cas_value(value, "entry")
             value = list(value)
         return cls(index, term, op, key, value)
+
+
+def entry_bytes(entry: Entry) -> int:
+    """About how many bytes `entry` takes in an append message: its value as JSON, its key
+    (UTF-8 bytes at most 4 a character, JSON escapes at most 6) and a fixed allowance for the
+    rest. An upper bound, so that a batch counted by it fits where it is meant to."""
+    key = 6 * len(entry.key) if entry.key else 0
+    return len(orjson.dumps(_jsonable(entry.value))) + key + 96
 
 
 def _check_cas_value(value: Any, kind: str) -> None:

@@ -21,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import math
+import os
 import random
 import signal
 import socket
@@ -37,13 +39,53 @@ from refnode.frames import (MAX_FRAME_BYTES, FrameError, RequestError, encode_fr
                             read_frame, validate_request)
 from refnode.messages import (BAD_REQUEST, PEER_MESSAGE_TYPES, ClientReply, ClientRequest,
                               Entry, MessageError, message_from_dict)
-from refnode.wal import WriteAheadLog
+from refnode.peerauth import AuthError, challenge, hello, peer_key, verify
+from refnode.wal import LOG_NAME, WriteAheadLog
 
 log = logging.getLogger("refnode")
 
 PEER_QUEUE_LIMIT = 4096          # messages held for a peer whose connection is down or slow
 STABLE_LINK_SECONDS = 1.0   # a link up this long was a good one
 RECONNECT_DELAY = (0.01, 0.2)    # first and longest pause between dial attempts
+# How long either side of a new peer connection waits for the other's part of the handshake
+# (a connection made while a partition drops its bytes is given up and dialled again).
+HANDSHAKE_TIMEOUT = 0.5
+REFUSAL_LOG_EVERY = 60.0         # seconds between log lines about one kind of refused peer
+REPLY_BUFFER_LIMIT = 1 << 20     # bytes of replies a client has not read before it is not read
+# In a data directory while a node rebuilt from nothing has not yet heard a leader (it must
+# not vote until then, across restarts too).
+REBUILDING_NAME = "rebuilding"
+
+
+@dataclass(frozen=True)
+class ClientLimits:
+    """What one node grants its clients (the cluster file's "client_limits"): `connections`
+    open at once, `pending` requests unanswered on one connection before it is read no
+    further (backpressure: a client pipelining without reading replies waits, and others are
+    served meanwhile), and `idle_timeout` seconds without a request before a connection with
+    nothing pending is closed."""
+
+    connections: int = 1024
+    pending: int = 256
+    idle_timeout: float = 300.0
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "ClientLimits":
+        """Limits from the cluster file; ValueError naming a bad field."""
+        data = data or {}
+        if not isinstance(data, dict) or set(data) - {"connections", "pending",
+                                                      "idle_timeout"}:
+            raise ValueError(f"client_limits takes connections, pending and idle_timeout, "
+                             f"got {data!r}")
+        limits = cls(**data)
+        for name in ("connections", "pending"):
+            value = getattr(limits, name)
+            if type(value) is not int or value < 1:
+                raise ValueError(f"client_limits.{name} must be an int >= 1, got {value!r}")
+        if type(limits.idle_timeout) not in (int, float) or not limits.idle_timeout > 0:
+            raise ValueError(f"client_limits.idle_timeout must be seconds > 0, got "
+                             f"{limits.idle_timeout!r}")
+        return limits
 
 
 class NodeClock:
@@ -103,6 +145,7 @@ class ClusterFile:
     # Addresses besides loopback that admin calls may come from (a harness that reaches the
     # node over a bridge, from outside the node's network namespace).
     admin_hosts: tuple[str, ...] = ()
+    client_limits: ClientLimits = field(default_factory=ClientLimits)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -111,6 +154,7 @@ class ClusterFile:
 
         Format: {"cluster": <ClusterConfig.to_dict()>, "seed": int, "admin_token": str,
         "fsync": "group" | "every", "admin_hosts": [address, ...],
+        "client_limits": {"connections": int, "pending": int, "idle_timeout": seconds},
         "nodes": {id: {"client": "host:port", "peer": "host:port",
                        "peers": {id: "host:port"}, "data_dir": path}}}
         """
@@ -137,8 +181,12 @@ class ClusterFile:
         except (TypeError, ValueError):
             raise ValueError(f"{path}: admin_hosts must list IP addresses, got "
                              f"{admin_hosts!r}") from None
+        try:
+            limits = ClientLimits.from_dict(data.get("client_limits"))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: {exc}") from None
         return cls(config, nodes, data.get("admin_token"), int(data.get("seed", 0)), fsync,
-                   admin_hosts)
+                   admin_hosts, limits)
 
 
 def _address(text: str) -> tuple[str, int]:
@@ -174,6 +222,12 @@ class PeerLink:
                 continue
             connected_at = asyncio.get_running_loop().time()
             _nodelay(writer)
+            if not await self._authenticate(reader, writer):
+                writer.close()
+                self._drain()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_DELAY[1])
+                continue
             closed = asyncio.create_task(reader.read())   # EOF: the link went down
             try:
                 while not closed.done():
@@ -202,6 +256,24 @@ class PeerLink:
             else:
                 delay = RECONNECT_DELAY[0]
 
+    async def _authenticate(self, reader: asyncio.StreamReader,
+                            writer: asyncio.StreamWriter) -> bool:
+        """Answer the peer's challenge (see `refnode.peerauth`); False when the connection
+        gave no challenge in time (a partition dropping its bytes) or a malformed one."""
+        node = self.node
+        if node.peer_key is None:
+            return True
+        try:
+            frame = await asyncio.wait_for(read_frame(reader), HANDSHAKE_TIMEOUT)
+            writer.write(encode_frame(hello(node.peer_key, frame, node.id, self.peer)))
+            return True
+        except AuthError as exc:
+            node.refused("a peer's challenge", exc)
+        except (asyncio.TimeoutError, FrameError, OSError, ConnectionError,
+                asyncio.IncompleteReadError):
+            pass
+        return False
+
     def _drain(self) -> None:
         while not self.queue.empty():
             self.queue.get_nowait()
@@ -210,7 +282,8 @@ class PeerLink:
 class NodeServer:
     """One refnode process: the core, its WAL, its clock, its sockets."""
 
-    def __init__(self, node_id: str, cluster: ClusterFile, *, data_dir: Path | None = None):
+    def __init__(self, node_id: str, cluster: ClusterFile, *, data_dir: Path | None = None,
+                 rebuild: bool = False):
         if node_id not in cluster.nodes:
             raise ValueError(f"node {node_id!r} is not in the cluster file "
                              f"({', '.join(cluster.nodes)})")
@@ -218,17 +291,26 @@ class NodeServer:
         self.cluster = cluster
         self.spec = cluster.nodes[node_id]
         self.config = cluster.config
-        self.data_dir = data_dir or self.spec.data_dir
+        self.data_dir = Path(data_dir or self.spec.data_dir)
+        self.rebuild = rebuild
+        self._rebuilding = False
         self.clock = NodeClock()
         # Every random choice of the node comes from the run's seed and the node's name.
         self.rng = random.Random(f"{cluster.seed}/{node_id}")
+        # Peers prove they hold the cluster's secret (none: a cluster file without one, as
+        # hand-written test clusters may be, trusts every peer connection).
+        self.peer_key = peer_key(cluster.admin_token) if cluster.admin_token else None
+        self._refusals: dict[str, float] = {}       # kind of refusal -> when last logged
         self.wal: WriteAheadLog | None = None
         self.core: Core | None = None
         self._links: dict[str, PeerLink] = {}
         self._clients: dict[int, asyncio.StreamWriter] = {}
+        self._pending: dict[int, int] = {}          # client -> requests not yet answered
+        self._room: dict[int, asyncio.Event] = {}   # client -> set when it may send more
         self._next_client = 0
         self._outbox: list[Effects] = []
         self._flush_scheduled = False
+        self._unsendable: dict[str, float] = {}     # kind of message -> when last logged
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._role = (None, None)
@@ -239,6 +321,10 @@ class NodeServer:
     async def run(self) -> None:
         """Serve until SIGTERM or SIGINT; then sync, close and return."""
         loop = asyncio.get_running_loop()
+        loop.set_exception_handler(self._loop_exception)
+        if self.rebuild:
+            self._set_log_aside()
+        self._rebuilding = (self.data_dir / REBUILDING_NAME).exists()
         self.wal = WriteAheadLog.open(self.data_dir,
                                       fsync="no-fsync" not in self.config.bugs,
                                       group_commit=self.cluster.fsync == "group")
@@ -247,7 +333,8 @@ class NodeServer:
                         self.wal.recovery.reason)
         entries = [Entry(e.index, e.term, **e.command) for e in self.wal.entries(1)]
         self.core = Core.restore(self.id, self.config, self.rng, self.clock.now(),
-                                 self.wal.term, self.wal.vote, entries)
+                                 self.wal.term, self.wal.vote, entries,
+                                 rebuilt=self._rebuilding)
         log.info("%s starting: term %d, vote %s, %d log entries", self.id, self.wal.term,
                  self.wal.vote, len(entries))
         for peer, address in self.spec.peers.items():
@@ -302,6 +389,14 @@ class NodeServer:
         self._commit_seen = self.core.commit_index
         self._wake.set()
         self._log_role()
+        if self._rebuilding and not self.core.abstaining:
+            # The leader's term is in the log's hard state: made durable before the node
+            # may vote again, even after a restart.
+            self.wal.sync()
+            (self.data_dir / REBUILDING_NAME).unlink(missing_ok=True)
+            self._rebuilding = False
+            log.info("%s rebuilt: following %s in term %d, voting again", self.id,
+                     self.core.leader, self.core.term)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -312,11 +407,30 @@ class NodeServer:
             for message in effects.messages:
                 link = self._links.get(message.dst)
                 if link is not None:
-                    link.send(encode_frame(message.to_dict()))
+                    frame = self._encode(message, f"a {message.TYPE} to {message.dst}")
+                    if frame is not None:
+                        link.send(frame)
             for (client, _request_id), reply in effects.replies:
+                self._answered(client)
                 writer = self._clients.get(client)
                 if writer is not None and not writer.is_closing():
-                    writer.write(encode_frame(reply.to_dict()))
+                    frame = self._encode(reply, f"a reply to client {client}")
+                    if frame is not None:
+                        writer.write(frame)
+
+    def _encode(self, message, what: str) -> bytes | None:
+        """`message` as a frame, or None (logged, at most once a minute per kind of message)
+        when it cannot be one: a message too large for a frame is dropped alone, never with
+        the rest of the outbox (the heartbeats and replies behind it)."""
+        try:
+            return encode_frame(message.to_dict())
+        except (ValueError, TypeError) as exc:      # too large for a frame, or not JSON
+            now = asyncio.get_running_loop().time()
+            kind = what.split(" to ")[0]
+            if now - self._unsendable.get(kind, -math.inf) >= 60.0:
+                self._unsendable[kind] = now
+                log.warning("%s dropped %s: %s", self.id, what, exc)
+            return None
 
     def _log_role(self) -> None:
         core = self.core
@@ -343,6 +457,13 @@ class NodeServer:
     async def _serve_peer(self, reader: asyncio.StreamReader,
                           writer: asyncio.StreamWriter) -> None:
         try:
+            sender = None
+            if self.peer_key is not None:
+                offer = challenge()
+                writer.write(encode_frame(offer))
+                hello_frame = await asyncio.wait_for(read_frame(reader), HANDSHAKE_TIMEOUT)
+                sender = verify(self.peer_key, offer["nonce"], hello_frame, self.id,
+                                self.spec.peers)
             while True:
                 frame = await read_frame(reader)
                 if frame is None:
@@ -350,7 +471,14 @@ class NodeServer:
                 message = message_from_dict(frame)
                 if not isinstance(message, PEER_MESSAGE_TYPES):
                     raise MessageError(f"a peer sent a {frame.get('type')!r} message")
+                if sender is not None and message.src != sender:
+                    raise AuthError(f"{sender} sent a message as {str(message.src)[:40]!r}",
+                                    "impersonation")
                 self._handle(self.core.receive(message, self.clock.now()))
+        except AuthError as exc:
+            self.refused("a peer connection", exc)
+        except asyncio.TimeoutError:
+            pass          # no hello in time: a partition, or not a peer at all
         except (FrameError, MessageError) as exc:
             log.warning("%s: dropping a peer connection: %s", self.id, exc)
         except (OSError, ConnectionError, asyncio.IncompleteReadError):
@@ -362,30 +490,115 @@ class NodeServer:
         finally:
             writer.close()
 
+    def refused(self, what: str, error: AuthError) -> None:
+        """Log a refused peer connection, once a minute at most for each kind of reason (a
+        forger retrying in a loop must not fill the log)."""
+        self._note(f"{what}: {error.kind}", f"{self.id} refused {what}: {error}")
+
     # --- clients --------------------------------------------------------------------------
 
     async def _serve_client(self, reader: asyncio.StreamReader,
                             writer: asyncio.StreamWriter) -> None:
+        limits = self.cluster.client_limits
+        if len(self._clients) >= limits.connections:
+            self._note("clients", f"{self.id} refused a client connection: "
+                       f"{limits.connections} are open, the most it takes")
+            writer.write(encode_frame(_bad_request(None, self, "too many client connections")))
+            writer.close()
+            return
         self._next_client += 1
         client = self._next_client
         self._clients[client] = writer
+        self._pending[client] = 0
+        room = self._room[client] = asyncio.Event()
         _nodelay(writer)
+        active = [asyncio.get_running_loop().time()]      # when it last sent a request
+        watchdog = asyncio.create_task(self._close_when_idle(client, writer, active))
         try:
             while True:
+                while self._pending[client] >= limits.pending:
+                    room.clear()
+                    await room.wait()
+                if writer.transport.get_write_buffer_size() > REPLY_BUFFER_LIMIT:
+                    await writer.drain()        # a client that does not read its replies
                 frame = await read_frame(reader)
+                active[0] = asyncio.get_running_loop().time()
                 if frame is None:
+                    # Closed for writing (or entirely): what it asked is still answered.
+                    async with asyncio.timeout(self.config.request_timeout + 1.0):
+                        while self._pending[client]:
+                            room.clear()
+                            await room.wait()
+                    await writer.drain()
                     break
                 self._client_frame(client, frame, writer)
         except FrameError as exc:
             # The byte stream cannot be trusted past a bad frame: say why, then hang up.
             writer.write(encode_frame(_bad_request(None, self, str(exc))))
-        except (OSError, ConnectionError, asyncio.IncompleteReadError):
+        except (OSError, ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             pass
         except asyncio.CancelledError:
             pass          # the node is stopping (see _serve_peer)
         finally:
+            watchdog.cancel()
             self._clients.pop(client, None)
+            self._pending.pop(client, None)
+            self._room.pop(client, None)
             writer.close()
+
+    async def _close_when_idle(self, client: int, writer: asyncio.StreamWriter,
+                               active: list[float]) -> None:
+        """Close the connection once it has sent nothing for the idle timeout and is owed
+        nothing (a read is never cut short: the reader then sees the end of the stream)."""
+        loop = asyncio.get_running_loop()
+        idle = self.cluster.client_limits.idle_timeout
+        while True:
+            await asyncio.sleep(max(active[0] + idle - loop.time(), idle / 10))
+            if self._pending.get(client) == 0 and loop.time() - active[0] >= idle:
+                writer.close()
+                return
+
+    def _set_log_aside(self) -> None:
+        """The operator's rebuild: move the log aside (kept, for inspection) and mark the
+        directory as rebuilding, durably, before the node starts from nothing."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        marker = self.data_dir / REBUILDING_NAME
+        with open(marker, "wb") as f:
+            os.fsync(f.fileno())
+        damaged = self.data_dir / LOG_NAME
+        if damaged.exists():
+            aside = self.data_dir / f"{LOG_NAME}.set-aside-{time.strftime('%Y%m%dT%H%M%S')}"
+            damaged.rename(aside)
+            log.warning("%s rebuilding from the leader: its log is set aside as %s; it votes "
+                        "again once it has heard a leader", self.id, aside.name)
+        fd = os.open(self.data_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        """asyncio's report of an error it caught: an accept that failed for want of file
+        descriptors (a flood of connections) is one line a minute, not a traceback each time
+        the loop retries it; anything else as asyncio would report it."""
+        if "out of system resource" in context.get("message", ""):
+            self._note("accept", f"{self.id} cannot accept connections: "
+                       f"{context.get('exception') or context['message']}")
+            return
+        loop.default_exception_handler(context)
+
+    def _answered(self, client: int) -> None:
+        """A reply to `client` is on its way: one request fewer outstanding."""
+        if self._pending.get(client):
+            self._pending[client] -= 1
+            self._room[client].set()
+
+    def _note(self, kind: str, line: str) -> None:
+        """Log `line` at most once a minute for each `kind` (refusals a flood repeats)."""
+        now = asyncio.get_running_loop().time()
+        if now - self._refusals.get(kind, -math.inf) >= REFUSAL_LOG_EVERY:
+            self._refusals[kind] = now
+            log.warning("%s", line)
 
     def _client_frame(self, client: int, frame: dict, writer: asyncio.StreamWriter) -> None:
         try:
@@ -399,6 +612,7 @@ class NodeServer:
         core_request = ClientRequest(request["op"], request.get("key"), request.get("value"),
                                      request.get("read_mode", "leader"),
                                      request.get("min_version"), request["id"])
+        self._pending[client] = self._pending.get(client, 0) + 1
         self._handle(self.core.client_request(core_request, (client, request["id"]),
                                               self.clock.now()))
 

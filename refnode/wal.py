@@ -9,8 +9,13 @@ What it promises
   send messages or acknowledge clients. Group commit is simply many mutations, then one `sync()`
   before acknowledging any of them; `group_commit=False` makes every mutation sync by itself.
 - Recovery (`WriteAheadLog.open`) never loads garbage: records are checked for kind, length,
-  checksum and sequence; the first bad record and everything after it are cut off (the file is
-  truncated there) and the cut is reported in `WriteAheadLog.recovery`.
+  checksum and sequence. A bad record past the synced length the power-loss marker records is
+  a torn tail (a write a crash cut short): it and everything after it are cut off (the file is
+  truncated there) and the cut is reported in `WriteAheadLog.recovery`. A bad record inside
+  the synced part is a damaged disk: the log refuses to open (WalError with the file and the
+  offset) rather than cut committed entries, or the term and vote recorded after them. (The
+  marker is not itself fsynced: after a crash of the whole machine it may lag, and damage in
+  the part it no longer vouches for is cut as a torn tail, as it always was.)
 - Hard state and truncations are records in the same log, so they are exactly as atomic as a
   record: a torn write of either is a torn tail, cut at recovery, and the previous value stands.
 
@@ -370,15 +375,20 @@ class WriteAheadLog:
         """Open the log in `directory` (created, with the directory, if absent) and recover it.
 
         Recovery replays the records, cuts off the first torn or corrupt record and all after it
-        (truncating the file there) and reports that in `recovery`. With `fsync`, the recovered
+        (truncating the file there) and reports that in `recovery`, when that record lies past
+        what the power-loss marker says was synced (a torn tail: a write cut short by a crash).
+        A bad record inside the synced part is damage, not a torn write: WalError, naming the
+        file and offset, and the file is left untouched (a cut would drop committed entries and
+        the term and vote recorded after them). With `fsync`, the recovered
         log is then fsynced, so everything it holds counts as synced (`synced_index ==
         last_index`). `group_commit=True` (the default): mutations only write, `sync()` makes
         them durable; `group_commit=False`: every mutation syncs before it returns.
         `fsync=False` is the planted bug `no-fsync` (see the module docstring).
 
         Holds an exclusive lock on ``wal.lock`` until `close()` (or the process's death).
-        Raises WalError if ``wal.log`` exists without a valid file header (it is left as it is
-        for inspection) or the log is open elsewhere.
+        Raises WalError if ``wal.log`` exists without a valid file header or with a corrupt
+        record in its synced part (it is left as it is for inspection), or the log is open
+        elsewhere.
         """
         directory = os.fspath(directory)
         os.makedirs(directory, exist_ok=True)
@@ -399,6 +409,18 @@ class WriteAheadLog:
                 raise WalError(f"{path}: short read during recovery")
             scan = _scan(data)
             del data
+            marker_seq, marker_length = _read_marker(directory, scan.log_id)
+            if marker_length is not None and size < marker_length:
+                # Shorter than what a sync made durable: cut by something other than a crash.
+                raise WalError(f"{path}: {size} bytes, shorter than the {marker_length} known "
+                               f"synced; not used: the log is left as it is for inspection")
+            if scan.end < size and marker_length is not None and scan.end < marker_length:
+                # Inside what a sync made durable: not a write cut short by a crash but a
+                # damaged disk. Cutting here would drop committed entries and the term and
+                # vote recorded after them (a second vote in one term); refuse instead.
+                raise WalError(f"{path}: corrupt record at offset {scan.end}, inside the "
+                               f"{marker_length} bytes known synced ({scan.reason}); not "
+                               f"cut: the log is left as it is for inspection")
             if scan.end < size:
                 os.ftruncate(fd, scan.end)
             if fsync:
@@ -406,7 +428,6 @@ class WriteAheadLog:
             recovery = Recovery(records=scan.records, entries=len(scan.terms),
                                 bytes_kept=scan.end, bytes_cut=size - scan.end,
                                 reason=scan.reason)
-            marker_seq, marker_length = _read_marker(directory, scan.log_id)
             fds.append(os.open(os.path.join(directory, MARKER_NAME), os.O_RDWR | os.O_CREAT,
                                0o644))
             log = cls(directory, (fds[0], fds[1], fds[2]), scan, recovery, fsync=fsync,

@@ -7,6 +7,7 @@ add it to `KINDS` below.
 from __future__ import annotations
 
 from harness.faults.base import Fault, FaultContext, Setting
+from harness.faults.bitflip import Bitflip
 from harness.faults.clock import Clock
 from harness.faults.election_crash import ElectionCrash
 from harness.faults.kill import Kill
@@ -14,9 +15,10 @@ from harness.faults.latency import Latency
 from harness.faults.partition import Partition
 from harness.faults.pause import Pause
 from harness.faults.power_loss import PowerLoss
+from harness.faults.truncate import Truncate
 
 KINDS: dict[str, type[Fault]] = {cls.name: cls for cls in (
-    Partition, Kill, Pause, Clock, PowerLoss, Latency, ElectionCrash)}
+    Partition, Kill, Pause, Clock, PowerLoss, Latency, ElectionCrash, Bitflip, Truncate)}
 NAMES = tuple(KINDS)
 
 __all__ = ["Fault", "FaultContext", "KINDS", "NAMES", "Setting"]

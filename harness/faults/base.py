@@ -162,6 +162,7 @@ _CAPABILITY_WORDS = {
     "status-probe": "a system that reports each node's role and term (a status probe)",
     "clock-control": "a system whose clocks the harness can skew (clock control)",
     "power-loss": "a system that can lose unsynced writes (power loss)",
+    "data-files": "a system that names its nodes' data files (data files)",
 }
 
 

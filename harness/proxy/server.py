@@ -42,7 +42,20 @@ Reply = tuple[int, Any]  # status, JSON-able body (None: no body)
 
 
 class _BadRequest(Exception):
-    """The HTTP framing itself is broken: answer 400 and close."""
+    """The HTTP framing itself is broken: answer 400 (or `status`) and close."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+async def _line(reader: asyncio.StreamReader) -> bytes:
+    """One line of the request head; a line longer than the reader's limit is answered 431
+    rather than ending the connection with a traceback."""
+    try:
+        return await reader.readline()
+    except (ValueError, asyncio.LimitOverrunError):     # readline turns an overrun into this
+        raise _BadRequest("request line or header line too long", 431) from None
 
 
 class ApiServer:
@@ -80,6 +93,8 @@ class ApiServer:
                         payload = json.loads(body)
                     except ValueError as exc:
                         raise bad_body(str(exc)) from None
+                    except RecursionError:
+                        raise bad_body("JSON nested too deeply") from None
                 elif method in ("POST", "PATCH") and parts[0] != "reset":
                     raise bad_body("EOF")
                 return await handler(payload)
@@ -173,7 +188,8 @@ class ApiServer:
                 try:
                     request = await _read_request(reader, writer)
                 except _BadRequest as exc:
-                    writer.write(_response(400, {"error": str(exc), "status": 400}, False))
+                    writer.write(_response(exc.status, {"error": str(exc),
+                                                        "status": exc.status}, False))
                     await writer.drain()
                     return
                 if request is None:
@@ -195,9 +211,9 @@ class ApiServer:
 
 async def _read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
     """(method, target, headers, body, keep_alive), or None at a clean end of connection."""
-    line = await reader.readline()
+    line = await _line(reader)
     while line in (b"\r\n", b"\n"):  # tolerate stray blank lines between requests
-        line = await reader.readline()
+        line = await _line(reader)
     if not line:
         return None
     try:
@@ -208,7 +224,7 @@ async def _read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
         raise _BadRequest("unsupported HTTP version")
     headers: dict[str, str] = {}
     for _ in range(_MAX_HEADER_LINES):
-        line = await reader.readline()
+        line = await _line(reader)
         if line in (b"\r\n", b"\n", b""):
             break
         name, sep, value = line.decode("latin-1").partition(":")
@@ -239,20 +255,20 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
     parts = []
     total = 0
     while True:
-        size_line = await reader.readline()
+        size_line = await _line(reader)
         try:
             size = int(size_line.split(b";")[0].strip(), 16)
         except ValueError:
             raise _BadRequest("malformed chunk size") from None
         if size == 0:
-            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+            while (await _line(reader)) not in (b"\r\n", b"\n", b""):
                 pass  # trailers
             return b"".join(parts)
         total += size
         if total > _MAX_BODY:
             raise _BadRequest("request body too large")
         parts.append(await reader.readexactly(size))
-        await reader.readline()
+        await _line(reader)
 
 
 def _response(status: int, payload: Any, keep_alive: bool) -> bytes:

@@ -169,6 +169,16 @@ class PowerLoss(Protocol):
 
 
 @runtime_checkable
+class DataFiles(Protocol):
+    """The system can name the files that hold a node's durable state (for faults that
+    damage them while the node is down: bit flips, truncation)."""
+
+    def data_files(self, node: NodeSlot, layout: ClusterLayout) -> list[Path]:
+        """The files holding `node`'s durable state (those that exist now)."""
+        ...
+
+
+@runtime_checkable
 class ClockControl(Protocol):
     """The system's notion of time on a node can be skewed or made to drift."""
 
@@ -217,6 +227,7 @@ CAPABILITIES: dict[str, type] = {
     "status-probe": StatusProbe,
     "clock-control": ClockControl,
     "power-loss": PowerLoss,
+    "data-files": DataFiles,
 }
 
 

@@ -15,7 +15,7 @@ from harness.options import Option, OptionError
 from harness.systems.base import Adapter, Availability, ClusterLayout, NodeSlot
 from refnode.client import RefnodeClient
 from refnode.config import BUGS, READ_MODES, REPLICATION_MODES, ClusterConfig
-from refnode.wal import WalError, power_loss
+from refnode.wal import LOG_NAME, WalError, power_loss
 
 CLUSTER_FILE = "cluster.json"
 
@@ -113,6 +113,9 @@ class RefnodeSystem(Adapter):
         *(Option(name, "float", _DEFAULTS[name], text, minimum=0.0) for name, text in _TIMINGS),
         Option("max_append_entries", "int", _DEFAULTS["max_append_entries"],
                "most log entries in one append message", minimum=1),
+        Option("max_append_bytes", "int", _DEFAULTS["max_append_bytes"],
+               "most bytes of values and keys in one append message (a larger entry goes "
+               "alone)", minimum=1),
     )
     WORKLOADS = ("register", "set", "session")
     NETWORKS = ("proxy", "netns")
@@ -162,6 +165,7 @@ class RefnodeSystem(Adapter):
         return ClusterConfig(nodes=nodes, replication=o["replication"],
                              bugs=frozenset([o["bug"]] if o["bug"] else []),
                              max_append_entries=o["max_append_entries"],
+                             max_append_bytes=o["max_append_bytes"],
                              **{name: o[name] for name, _ in _TIMINGS})
 
     def setup(self, layout: ClusterLayout) -> None:
@@ -203,6 +207,12 @@ class RefnodeSystem(Adapter):
         return RefnodeClientAdapter(client, self.read_mode)
 
     # --- capabilities ---------------------------------------------------------------------
+
+    def data_files(self, node: NodeSlot, layout: ClusterLayout) -> list[Path]:
+        """Its write-ahead log (entries, term and vote; the power-loss marker is the harness's
+        bookkeeping, not the node's state)."""
+        log_file = Path(node.data_dir) / LOG_NAME
+        return [log_file] if log_file.exists() else []
 
     def lose_unsynced(self, node: NodeSlot, layout: ClusterLayout) -> dict:
         """Cut a killed node's log back to what it had synced (refnode.wal.power_loss)."""

@@ -376,3 +376,53 @@ def test_clock_faults_stay_within_the_drift_bound_a_system_declares():
         ("clock",), NODES, 600.0, 5.0, seed=1, setting=setting,
         options={"clock_rates": [0.5]}))]
     assert {v["rate"] for v in named} == {0.5}
+
+
+def test_disk_faults_damage_a_down_nodes_files_the_same_way_each_replay(tmp_path):
+    original = bytes(range(256)) * 64
+
+    class DiskCluster(StandInCluster):
+        def __init__(self, root):
+            super().__init__()
+            self.root = root
+            for node in self.ids:
+                (root / node).mkdir()
+                (root / node / "wal.log").write_bytes(original)
+
+        def data_files(self, node):
+            return [self.root / node / "wal.log"]
+
+    outcomes = []
+    for attempt in ("a", "b"):
+        root = tmp_path / attempt
+        root.mkdir()
+        cluster, history = DiskCluster(root), History()
+        schedule = nemesis.plan(("bitflip", "truncate"), cluster.ids, 30.0, 5.0, seed=6,
+                                options={"targets": ["one"]})
+        n = nemesis.Nemesis(cluster, schedule, history.record, 6)
+        flip = next(s for s in schedule if s["f"] == "bitflip")
+        done = n.apply("bitflip", "bitflip", dict(flip["value"]))
+        (node,) = done["nodes"]
+        assert not cluster.process(node).running          # damaged while down
+        data = (root / node / "wal.log").read_bytes()
+        changed = [i for i, (x, y) in enumerate(zip(data, original)) if x != y]
+        assert changed and changed == sorted(set(done["damaged"][0]["flipped"]))
+        n.apply("bitflip", "start", {"of": "bitflip", "nodes": [node]})
+        assert cluster.process(node).running               # restarted when it ends
+        cut = next(s for s in schedule if s["f"] == "truncate")
+        done_cut = n.apply("truncate", "truncate", dict(cut["value"]))
+        (cut_node,) = done_cut["nodes"]
+        after = (root / cut_node / "wal.log").stat().st_size
+        assert after == len(original) - done_cut["damaged"][0]["bytes_cut"] < len(original)
+        outcomes.append((done["damaged"], done_cut["damaged"]))
+    strip = [[{k: v for k, v in d.items() if k != "file"} for d in part]
+             for outcome in outcomes for part in outcome]
+    assert strip[:2] == strip[2:]                           # the seed decides the damage
+
+
+def test_disk_faults_need_a_system_that_names_its_data_files():
+    from harness.faults import KINDS, Setting
+
+    blind = Setting(3, frozenset({"leader-probe"}), "proxy", frozenset({"partition"}))
+    for kind in ("bitflip", "truncate"):
+        assert "data files" in KINDS[kind].refusal(blind)

@@ -634,3 +634,23 @@ def _closed(sock: socket.socket, timeout: float = 5.0) -> bool:
     except TimeoutError:
         return False
 
+
+
+def test_an_overlong_header_is_431_and_deep_json_is_400_without_a_traceback(tmp_path):
+    log_path = tmp_path / "proxy.log"
+    with start_embedded(log_path=log_path) as server:
+        with socket.create_connection((server.host, server.port), timeout=5) as sock:
+            sock.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 200_000 +
+                         b"\r\n\r\n")
+            reply = b""
+            while b"\r\n\r\n" not in reply:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.1 431 "), reply[:80]
+        deep = b"[" * 100_000 + b"]" * 100_000
+        status, body = http(server, "POST", "/proxies", raw=deep)
+        assert status == 400 and body["error"].startswith("bad request body"), body
+        assert http(server, "GET", "/version")[0] == 200       # still serving
+    assert "Traceback" not in log_path.read_text()

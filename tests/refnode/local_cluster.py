@@ -19,7 +19,7 @@ class LocalCluster:
     """N refnode processes talking directly to each other; a context manager that ends them."""
 
     def __init__(self, directory: Path, size: int = 3, seed: int = 1, fsync: str = "group",
-                 **config):
+                 client_limits: dict | None = None, **config):
         self.directory = directory
         self.ids = [f"n{i}" for i in range(1, size + 1)]
         ports = free_ports(2 * size)
@@ -30,6 +30,8 @@ class LocalCluster:
                      "data_dir": str(directory / n)} for n in self.ids}
         cluster = {"cluster": ClusterConfig(nodes=tuple(self.ids), **config).to_dict(),
                    "nodes": nodes, "seed": seed, "admin_token": ADMIN_TOKEN, "fsync": fsync}
+        if client_limits is not None:
+            cluster["client_limits"] = client_limits
         self.config_path = directory / "cluster.json"
         directory.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(json.dumps(cluster))

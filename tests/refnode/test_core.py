@@ -395,6 +395,27 @@ def test_entries_stream_in_messages_of_at_most_max_append_entries():
     assert net.cores["b"].last_index == leader.last_index == 8
 
 
+def test_entries_stream_in_messages_bounded_in_bytes_and_a_large_one_goes_alone():
+    from refnode.messages import entry_bytes
+
+    net = Net(max_append_bytes=1500)
+    leader = net.elect("a")
+    net.cut |= {("a", "b"), ("a", "c")}
+    for i in range(7):
+        net.request("a", write(value="v" * 400 + str(i)), f"w{i}")
+    net.request("a", write(value="w" * 5000), "big")          # over the budget by itself
+    net.heal()
+    net.inflight.clear()
+    net.run(0.2)
+    appends = [m for b in net.bundles["a"] for m in b.messages
+               if isinstance(m, AppendEntries) and m.entries]
+    assert appends
+    for m in appends:
+        assert len(m.entries) == 1 or sum(entry_bytes(e) for e in m.entries) <= 1500
+    assert any(len(m.entries) > 1 for m in appends)           # batched, not one by one
+    assert net.cores["b"].last_index == net.cores["c"].last_index == leader.last_index == 9
+
+
 # --- reads ---------------------------------------------------------------------------------------
 
 def test_leader_reads_wait_for_a_quorum_round():
@@ -650,6 +671,7 @@ def test_bugs_are_the_seven_of_the_design():
     ({"max_clock_drift": 1.0}, "max_clock_drift"),
     ({"max_clock_drift": True}, "max_clock_drift"),
     ({"max_append_entries": 0}, "max_append_entries"),
+    ({"max_append_bytes": 0}, "max_append_bytes"),
     ({"follower_read_wait": math.inf}, "follower_read_wait"),
     ({"bugs": ["no-such-bug"]}, "unknown bug"),
 ])
@@ -793,3 +815,23 @@ def test_cas_compares_json_values_not_python_equality():
     state.apply(Entry(1, 1, "write", "k", 1))
     assert not state.apply(Entry(2, 1, "cas", "k", [True, 2])).ok
     assert state.apply(Entry(3, 1, "cas", "k", [1, 2])).ok
+
+
+def test_a_rebuilt_node_neither_votes_nor_campaigns_until_it_hears_a_leader():
+    """Its log (and the votes in it) set aside, it cannot know in which terms it voted."""
+    from refnode.messages import VoteRequest
+
+    config = ClusterConfig(nodes=("a", "b", "c"))
+    core = Core.restore("c", config, random.Random(1), 0.0, 0, None, [], rebuilt=True)
+    assert core.abstaining
+    effects = core.tick(10.0)                           # long past any election timeout
+    assert core.role == "follower" and not effects.messages
+    assert not core.campaign(11.0).messages
+    effects = core.receive(VoteRequest("b", "c", 7, 0, 0), 12.0)
+    (reply,) = effects.messages
+    assert reply.granted is False and effects.hard_state is None
+    # A leader of term 9 heard: it follows, and votes again in later terms.
+    core.receive(AppendEntries("a", "c", 9, 0, 0, (), 0, 1), 13.0)
+    assert not core.abstaining and core.term == 9 and core.leader == "a"
+    (reply,) = core.receive(VoteRequest("b", "c", 10, 0, 0), 20.0).messages
+    assert reply.granted is True

@@ -4,6 +4,7 @@ incremental decoder and of read_frame, and each invalid request field named in i
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import struct
 
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from refnode.frames import (MAX_FRAME_BYTES, MAX_KEY_LENGTH, FrameDecoder, FrameError,
                             RequestError, encode_frame, read_frame, validate_request)
+from refnode.messages import MAX_VALUE_BYTES, Entry
 
 
 def frame(payload: bytes) -> bytes:
@@ -222,7 +224,7 @@ def test_byte_at_a_time():
 
 # -- request validation ------------------------------------------------------------------------
 
-keys = st.text(max_size=30)
+keys = st.text(min_size=1, max_size=30)      # an empty key is refused (no peer takes one)
 ids = st.integers(-(2 ** 63), 2 ** 63 - 1)
 optional_version = st.one_of(st.none(), st.integers(0, 2 ** 40))
 
@@ -248,7 +250,7 @@ def valid_requests(draw):
         if which != "rate":
             req["clock_offset"] = draw(st.floats(-1e6, 1e6) | st.integers(-100, 100))
         if which != "offset":
-            req["clock_rate"] = draw(st.floats(1e-3, 1e3) | st.integers(1, 10))
+            req["clock_rate"] = draw(st.floats(0.01, 100.0) | st.integers(1, 10))
     return req
 
 
@@ -321,9 +323,21 @@ BAD = [
     ("admin", "clock_rate", -1.0, "clock_rate"),
     ("admin", "clock_rate", float("nan"), "clock_rate"),
     ("admin", "clock_rate", None, "clock_rate"),
+    # Finite but past what a node's clock can keep (it used to spin at 100% CPU, deaf to
+    # SIGTERM): refused.
+    ("admin", "clock_offset", 1e15, "clock_offset"),
+    ("admin", "clock_offset", -1e6 - 1, "clock_offset"),
+    ("admin", "clock_rate", 1e6, "clock_rate"),
+    ("admin", "clock_rate", 0.001, "clock_rate"),
     ("write", "clock_rate", 1.0, "clock_rate"),
     ("read", "keyy", "k", "keyy"),
     ("status", "extra", None, "extra"),
+    # What no peer would accept in a log entry is refused where the request arrives.
+    ("write", "key", "", "key"),
+    ("read", "key", "", "key"),
+    ("write", "value", functools.reduce(lambda inner, _: [inner], range(40), 0), "value"),
+    ("add", "value", "x" * (MAX_VALUE_BYTES + 1), "value"),
+    ("cas", "value", [1, "y" * MAX_VALUE_BYTES], "value"),
 ]
 
 
@@ -340,6 +354,30 @@ def test_each_bad_field_is_named(op, name, replacement, field):
     assert f"'{field}'" in str(info.value)
     assert "\n" not in str(info.value)
     assert info.value.request_id == (req["id"] if type(req.get("id")) is int else None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(valid_requests())
+def test_what_a_client_may_write_every_peer_accepts_in_a_log_entry(req):
+    """One validation wherever a request arrives: an entry made of an accepted write comes
+    through a peer's decoding (JSON bytes and back, the strict entry reader) unchanged."""
+    out = validate_request(req)
+    if out["op"] not in ("write", "cas", "add"):
+        return
+    entry = Entry(7, 3, out["op"], out["key"], out["value"])
+    decoded = Entry.from_dict(orjson.loads(orjson.dumps(entry.to_dict())))
+    assert decoded == entry
+    assert len(encode_frame(entry.to_dict())) <= MAX_FRAME_BYTES
+
+
+def test_a_value_at_the_limits_is_accepted_and_its_entry_fits_a_frame():
+    deep = functools.reduce(lambda inner, _: [inner], range(32), 0)
+    big = "z" * (MAX_VALUE_BYTES - 2)                     # 2 quotes: exactly the limit
+    for value in (deep, big):
+        out = validate_request({"id": 1, "op": "write", "key": "k" * 1024, "value": value})
+        entry = Entry(1, 1, "write", out["key"], out["value"])
+        assert Entry.from_dict(orjson.loads(orjson.dumps(entry.to_dict()))) == entry
+        assert len(encode_frame({"entries": [entry.to_dict()]})) <= MAX_FRAME_BYTES
 
 
 def test_bases_are_valid():

@@ -265,6 +265,59 @@ def test_corruption_in_the_middle_cuts_there(tmp_path, where):
         assert str(offset) in wal.recovery.reason
 
 
+@pytest.mark.parametrize("where", ["body", "crc", "length", "kind"])
+def test_corruption_in_the_synced_part_is_refused_not_cut(tmp_path, where):
+    """A flipped byte in an early record used to cut everything after it: committed entries,
+    and the term and vote recorded later (term 2,899,435 back to 1)."""
+    with WriteAheadLog.open(tmp_path) as wal:
+        fill(wal, 4)
+        offset = size(tmp_path)             # entry 5 starts here
+        fill(wal, 6)
+        wal.set_hard_state(2_899_435, "n2")
+        wal.sync()
+    data = bytearray(read_file(tmp_path))
+    data[offset + {"kind": 0, "length": 3, "crc": 6, "body": 20}[where]] ^= 0x40
+    write_file(tmp_path, bytes(data))
+    with pytest.raises(WalError) as info:
+        WriteAheadLog.open(tmp_path)
+    message = str(info.value)
+    assert log_path(tmp_path) in message and f"offset {offset}" in message
+    assert "\n" not in message
+    assert read_file(tmp_path) == bytes(data)        # left as it was, for inspection
+    # Mended, the log opens with everything, the hard state included.
+    data[offset + {"kind": 0, "length": 3, "crc": 6, "body": 20}[where]] ^= 0x40
+    write_file(tmp_path, bytes(data))
+    with WriteAheadLog.open(tmp_path) as wal:
+        assert wal.last_index == 10 and wal.hard_state == (2_899_435, "n2")
+
+
+def test_damage_past_the_last_sync_is_a_torn_tail_and_cut(tmp_path):
+    with WriteAheadLog.open(tmp_path) as wal:
+        wal.set_hard_state(3, "n1")
+        fill(wal, 4)
+        wal.sync()
+        synced = size(tmp_path)
+        fill(wal, 3)                       # written, never synced
+    data = bytearray(read_file(tmp_path))
+    data[synced + 20] ^= 0x40
+    write_file(tmp_path, bytes(data))
+    with WriteAheadLog.open(tmp_path) as wal:
+        assert wal.last_index == 4 and wal.hard_state == (3, "n1")
+        assert wal.recovery.bytes_kept == synced and "checksum" in wal.recovery.reason
+
+
+def test_a_synced_log_cut_short_on_a_record_boundary_is_refused(tmp_path):
+    with WriteAheadLog.open(tmp_path) as wal:
+        fill(wal, 4)
+        boundary = size(tmp_path)
+        fill(wal, 3)
+        wal.sync()
+    os.truncate(log_path(tmp_path), boundary)
+    with pytest.raises(WalError, match=f"{boundary} bytes, shorter than"):
+        WriteAheadLog.open(tmp_path)
+    assert size(tmp_path) == boundary
+
+
 def test_zeroed_tail_is_cut(tmp_path):
     with WriteAheadLog.open(tmp_path) as wal:
         fill(wal, 3)
