@@ -45,7 +45,9 @@ def flood(cluster: LocalCluster, leader: str, make, seconds: float) -> dict:
     host, port = cluster.client_addresses[leader].rsplit(":", 1)
     sock = socket.create_connection((host, int(port)), timeout=5)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 16)
-    batch_size = 1000
+    # Batches of about 64 KiB, counted as each is handed to the kernel: what the node took in,
+    # give or take the socket buffers.
+    batch_size = max(1, (64 * 1024) // len(encode_frame(make(0))))
     sent = [0]
     stop = threading.Event()
 

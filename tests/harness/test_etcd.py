@@ -65,11 +65,18 @@ def test_serializable_reads_are_caught_stale_under_partitions(tmp_path):
     assert " read " in first["op"] and first["node"] in ("n1", "n2", "n3")
     # The stale read comes during an isolation or after one heals: the member rejoins
     # through an election or a catch-up, and serves its old state meanwhile (seen up to
-    # 2.7 s after a heal, in the final reads; a CI run failed on that).
+    # 2.7 s after a heal, in the final reads; a CI run failed on that). Or, with no fault
+    # yet, from a follower: a serializable read is served from the member's own applied
+    # state, which trails the leader's by a few milliseconds, more on a busy machine (seen
+    # 1.7 s into a run with both cores busy). Never from the leader before any fault.
     during = any(f.startswith("start-partition shape=isolate") for f in first["faults"])
     after = "last_fault" in first and \
         first["last_fault"]["fault"].startswith("start-partition shape=isolate")
-    assert during or after, first
+    roles = [json.loads(line) for line in
+             (result.run_dir / "observations.jsonl").read_text().splitlines()]
+    seen = [o["role"] for o in roles
+            if o["node"] == first["node"] and o["time"] / 1e9 <= first["seconds"]]
+    assert during or after or (seen and seen[-1] != "leader"), (first, seen[-3:])
     staleness = result.results["checkers"]["staleness"]["figures"]
     assert staleness["stale_reads"] > 0
     assert leftovers(result.run_dir) == []

@@ -380,7 +380,7 @@ def test_a_fault_that_never_took_effect_is_reported(tmp_path):
     results = json.loads((run_dir / "results.json").read_text())
     assert results["faults"] == {"partition": {"planned": 0, "applied": 0, "skipped": 0,
                                                "skip_reasons": [], "errors": [], "aims": {},
-                                               "nodes": {}}}
+                                               "nodes": {}, "combined": {}}}
 
 
 def test_a_client_that_cannot_be_made_for_a_while_is_asked_again(tmp_path):
