@@ -182,18 +182,22 @@ def test_an_empty_key_or_a_too_deep_value_is_refused_and_the_connection_serves_o
         assert "Traceback" not in (tmp_path / f"{leader}.log").read_text()
 
 
+def _twenty_writes_on_a_follower(cluster: LocalCluster) -> tuple[str, str]:
+    """(leader, follower) once 20 writes are applied on that follower."""
+    leader = cluster.wait_for_leader()
+    with cluster.client(leader, timeout=2.0) as client:
+        for i in range(20):
+            assert client.write(f"k{i % 3}", i).type == "ok"
+    follower = next(n for n in cluster.ids if n != leader)
+    cluster.wait_until(lambda: (cluster.status(follower) or {}).get("applied_index", 0) >= 21)
+    return leader, follower
+
+
 def test_a_node_whose_synced_log_is_damaged_refuses_to_start_in_one_line(tmp_path):
     import subprocess
-    import sys
 
     with LocalCluster(tmp_path) as cluster:
-        leader = cluster.wait_for_leader()
-        with cluster.client(leader, timeout=2.0) as client:
-            for i in range(20):
-                assert client.write(f"k{i % 3}", i).type == "ok"
-        follower = next(n for n in cluster.ids if n != leader)
-        cluster.wait_until(lambda: (cluster.status(follower) or {}).get("applied_index", 0)
-                           >= 21)
+        _, follower = _twenty_writes_on_a_follower(cluster)
     log = tmp_path / follower / "wal.log"
     data = bytearray(log.read_bytes())
     data[200] ^= 0x40                       # an early record, long since synced
@@ -211,13 +215,7 @@ def test_a_node_whose_synced_log_is_damaged_refuses_to_start_in_one_line(tmp_pat
 
 def test_a_damaged_node_rebuilt_by_the_operator_catches_up_from_the_leader(tmp_path):
     with LocalCluster(tmp_path) as cluster:
-        leader = cluster.wait_for_leader()
-        with cluster.client(leader, timeout=2.0) as client:
-            for i in range(20):
-                assert client.write(f"k{i % 3}", i).type == "ok"
-        follower = next(n for n in cluster.ids if n != leader)
-        cluster.wait_until(lambda: (cluster.status(follower) or {}).get("applied_index", 0)
-                           >= 21)
+        leader, follower = _twenty_writes_on_a_follower(cluster)
         cluster.supervisor.get(follower).kill()
         log = tmp_path / follower / "wal.log"
         data = bytearray(log.read_bytes())
