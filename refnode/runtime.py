@@ -310,7 +310,6 @@ class NodeServer:
         self._next_client = 0
         self._outbox: list[Effects] = []
         self._flush_scheduled = False
-        self._unsendable: dict[str, float] = {}     # kind of message -> when last logged
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._role = (None, None)
@@ -425,11 +424,8 @@ class NodeServer:
         try:
             return encode_frame(message.to_dict())
         except (ValueError, TypeError) as exc:      # too large for a frame, or not JSON
-            now = asyncio.get_running_loop().time()
-            kind = what.split(" to ")[0]
-            if now - self._unsendable.get(kind, -math.inf) >= 60.0:
-                self._unsendable[kind] = now
-                log.warning("%s dropped %s: %s", self.id, what, exc)
+            self._note(f"unsendable {what.split(' to ')[0]}",
+                       f"{self.id} dropped {what}: {exc}")
             return None
 
     def _log_role(self) -> None:
@@ -594,7 +590,8 @@ class NodeServer:
             self._room[client].set()
 
     def _note(self, kind: str, line: str) -> None:
-        """Log `line` at most once a minute for each `kind` (refusals a flood repeats)."""
+        """Log `line` at most once a minute for each `kind` (refusals a flood repeats,
+        messages too large to send)."""
         now = asyncio.get_running_loop().time()
         if now - self._refusals.get(kind, -math.inf) >= REFUSAL_LOG_EVERY:
             self._refusals[kind] = now
