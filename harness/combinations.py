@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from harness.faults import KINDS, Setting
-from harness.faults.base import stop_details
+from harness.faults.base import occurrence
 from harness.faults.partition import DEFAULT_SLOW_LINK_MS
 from harness.networks.base import LATENCY
 
@@ -72,15 +72,20 @@ class Combination:
         for kind, aim, start, stop, kind_options in (
                 (self.first, self.first_aim, at, at + duration, first_options),
                 (self.then, self.then_aim, then_at, then_end, options)):
-            cls = KINDS[kind]
-            value = cls.plan(nodes, rng, kind_options, setting, aim=aim)
-            steps.append({"at": round(start, 3), "fault": kind, "f": cls.START,
-                          "value": value, "combination": self.name})
-            steps.append({"at": round(stop, 3), "fault": kind, "f": cls.STOP,
-                          "value": {"of": cls.START, **stop_details(value)},
-                          "combination": self.name})
+            value = KINDS[kind].plan(nodes, rng, kind_options, setting, aim=aim)
+            steps += occurrence(kind, value, start, stop, combination=self.name)
         spans = [(self.first, at, at + duration), (self.then, then_at, then_end)]
         return steps, spans
+
+
+def opened(name: str | None, kind: str, f: str) -> Combination | None:
+    """The combination `name` when the action `f` of `kind` is the start that opens it (how
+    a schedule's combinations are counted: once each), else None."""
+    combination = BY_NAME.get(name or "")
+    if combination is not None and kind == combination.first and \
+            f == KINDS[kind].START:
+        return combination
+    return None
 
 
 def _allowed(kind: str, aim: str, options: dict[str, Any]) -> bool:

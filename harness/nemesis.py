@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable
 
 from harness import combinations
 from harness.faults import KINDS, FaultContext, Setting
-from harness.faults.base import stop_details
+from harness.faults.base import occurrence, stop_details
 from harness.options import Option, OptionError, parse_assignments
 
 OVERLAP = Option("overlap", "float", None, "faults of different kinds at once: each kind "
@@ -148,13 +148,9 @@ def plan(faults: tuple[str, ...], nodes: list[str], time_limit: float, interval:
                     episodes.append((True, steps, spans))
                     at += gap
                     continue
-            cls = KINDS[kind]
-            value = cls.plan(nodes, rng, options, setting)
-            episodes.append((False, [
-                {"at": round(at, 3), "fault": kind, "f": cls.START, "value": value},
-                {"at": round(at + duration, 3), "fault": kind, "f": cls.STOP,
-                 "value": {"of": cls.START, **stop_details(value)}}],
-                [(kind, at, at + duration)]))
+            value = KINDS[kind].plan(nodes, rng, options, setting)
+            episodes.append((False, occurrence(kind, value, at, at + duration),
+                             [(kind, at, at + duration)]))
             at += gap
     steps = [step for _, episode_steps, _ in _one_at_a_time_per_kind(episodes)
              for step in episode_steps]
@@ -212,10 +208,9 @@ def describe_plan(schedule: list[dict[str, Any]]) -> list[str]:
         lines.append(f"  {kind} x{sum(entry['aims'].values())}: {aims}{span}")
     combined: dict[str, int] = {}
     for step in schedule:
-        name = step.get("combination")
-        combo = combinations.BY_NAME.get(name)
-        if combo and step.get("fault") == combo.first and step["f"] == KINDS[combo.first].START:
-            combined[name] = combined.get(name, 0) + 1
+        combo = combinations.opened(step.get("combination"), kind_of(step), step["f"])
+        if combo is not None:
+            combined[combo.name] = combined.get(combo.name, 0) + 1
     for name, count in combined.items():
         lines.append(f"  combined x{count}: {combinations.BY_NAME[name].words} ({name}; "
                      f"counted above too)")
@@ -299,8 +294,8 @@ class Nemesis:
                 else:
                     tally["applied"] += 1
                     _count_aim(tally, done, self.cluster.ids)
-                    combo = combinations.BY_NAME.get(combination or "")
-                    if combo is not None and combo.first == kind:
+                    combo = combinations.opened(combination, kind, f)
+                    if combo is not None:
                         tally["combined"][combo.name] = tally["combined"].get(combo.name, 0) + 1
             else:
                 started = self.active.pop(kind, None) or value

@@ -199,6 +199,18 @@ def stop_details(value: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in value.items() if k in ("target", "nodes")}
 
 
+def occurrence(kind: str, value: dict[str, Any], start: float, stop: float,
+               **tags: Any) -> list[dict[str, Any]]:
+    """The two schedule steps of one occurrence of fault `kind` planned as `value`: its start
+    at `start` and its stop at `stop` seconds, each carrying `tags` (a combination's name)."""
+    from harness.faults import KINDS        # the registry imports this module
+
+    cls = KINDS[kind]
+    return [{"at": round(start, 3), "fault": kind, "f": cls.START, "value": value, **tags},
+            {"at": round(stop, 3), "fault": kind, "f": cls.STOP,
+             "value": {"of": cls.START, **stop_details(value)}, **tags}]
+
+
 class NodeFault(Fault):
     """A fault that acts on nodes chosen by the `targets` option (kill, pause, clock,
     power loss): it plans a target, and refuses the leader where nobody can find it."""
