@@ -111,7 +111,7 @@ class Cluster:
         while (reason := unsettled(self.layout)) is not None:
             for process, log in watched:
                 if not process.running:
-                    raise ClusterError(f"{process.name} exited while starting; see {log}")
+                    raise ClusterError(exited_while_starting(process.name, log))
             if time.monotonic() > deadline:
                 return reason
             time.sleep(0.05)
@@ -128,8 +128,7 @@ class Cluster:
                 return
             for n in pending:
                 if not self.supervisor.get(n).running:
-                    raise ClusterError(f"{n} exited while starting; see "
-                                       f"{self.layout.node(n).log_path}")
+                    raise ClusterError(exited_while_starting(n, self.layout.node(n).log_path))
             if time.monotonic() > deadline:
                 raise ClusterError(f"not ready after {timeout:g} s: {', '.join(pending)}")
             time.sleep(0.02)
@@ -218,6 +217,38 @@ class Cluster:
     def down(self) -> list[str]:
         """The nodes whose process is not alive."""
         return [n for n in self.ids if not self.process(n).running]
+
+    def why_down(self, timeout: float = 5.0) -> dict[str, str]:
+        """Each node whose process is not alive once every node serves or has exited (waiting
+        up to `timeout` seconds for nodes still starting), with its log's last line: why it
+        exited, when it said so."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(not self.process(n).running or
+                   self.system.is_ready(self.layout.node(n), self.layout) for n in self.ids):
+                break
+            time.sleep(0.05)
+        return {n: last_log_line(self.layout.node(n).log_path) for n in self.down()}
+
+
+def exited_while_starting(name: str, log: Path) -> str:
+    """Why a process that exited while starting did, in one line: its log's last line (a node
+    that refuses to start, such as refnode on a damaged log, says why there), and the log."""
+    last = last_log_line(log)
+    said = f": {last}" if last else ""
+    return f"{name} exited while starting{said} (see {log})"
+
+
+def last_log_line(log: Path, limit: int = 1000) -> str:
+    """The last non-blank line of a log (at most `limit` characters), or "" when there is
+    none or the log cannot be read."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(max(0, f.seek(0, 2) - 4096))
+            lines = [line.strip() for line in f.read().decode("utf-8", "replace").splitlines()]
+    except OSError:
+        return ""
+    return next((line for line in reversed(lines) if line), "")[:limit]
 
 
 __all__ = ["Cluster", "ClusterError", "ProcessError"]

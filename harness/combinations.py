@@ -22,15 +22,16 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from harness.faults import KINDS, Setting
-from harness.faults.base import occurrence
+from harness.faults.base import held_past_detection, occurrence
 from harness.faults.partition import DEFAULT_SLOW_LINK_MS
 from harness.networks.base import LATENCY
 
 # The share of the first kind's cycles that become a combination when one applies; with
 # several applying, shared out among them (`nemesis.plan`).
 SHARE = 0.5
-# A combination's first fault lasts this share of its gap (longer than a lone fault's, so
-# that the second fault finds the cluster after an election).
+# A combination's first fault lasts this share of its gap (longer than a lone fault's), and
+# past the system's failure detection where it declares one: the second fault must find the
+# cluster after an election.
 DURATION_RANGE = (0.6, 0.85)
 
 
@@ -62,7 +63,7 @@ class Combination:
              options: dict[str, Any], setting: Setting) -> tuple[list[dict], list[tuple]]:
         """The four steps of one occurrence starting at `at` within a cycle of `gap` seconds,
         and the span each kind is busy ((kind, start, stop) each)."""
-        duration = gap * rng.uniform(*DURATION_RANGE)
+        duration = max(gap * rng.uniform(*DURATION_RANGE), held_past_detection(setting, rng))
         then_at = at + duration * rng.uniform(*self.then_start)
         then_end = at + duration * rng.uniform(*self.then_stop)
         steps = []

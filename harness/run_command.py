@@ -322,6 +322,9 @@ def print_summary(result: RunResult) -> None:
             if tally["errors"]:
                 why += f", {len(tally['errors'])} errors"
             out.print(f"[bold yellow]warning[/]: the {kind} fault never took effect ({why})")
+    for node, why in (live.get("down") or {}).items():
+        out.print(f"[bold yellow]warning[/]: {node} was down when the run ended"
+                  + (f"; its log's last line: {why}" if why else ""))
     bug = result.bug
     if bug and result.valid is True:
         out.print(f"[bold yellow]warning[/]: the planted bug {bug} was switched on, and this "

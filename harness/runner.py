@@ -146,6 +146,11 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
         nemesis.heal_all()
         report("recovering", [])
         liveness = _recover(cluster, spec.recovery_timeout)
+        down = cluster.why_down()
+        if down:
+            # A node that would not come back (refnode refusing a damaged log) is said in the
+            # results, in its own words, not only in its log.
+            liveness["down"] = down
         if liveness["recovered"]:
             liveness = _settle(cluster, spec.recovery_timeout, liveness)
         if liveness["recovered"]:

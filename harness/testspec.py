@@ -158,10 +158,11 @@ class TestSpec:
     def setting(self) -> faults.Setting:
         """What the test offers its faults (for planning and for refusals)."""
         backend = networks.backend(self.network)
+        system = self.make_system()
         return faults.Setting(self.nodes, capabilities_of(self.adapter()), self.network,
                               backend.features(), dict(self.nemesis_options),
                               backend.missing, capability_gaps(self.adapter()),
-                              self.make_system().clock_drift_bound())
+                              system.clock_drift_bound(), system.failure_detection())
 
     def _check_network(self, adapter: type[Adapter]) -> None:
         if self.network is None:

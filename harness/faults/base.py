@@ -50,6 +50,8 @@ class Setting:
     capability_missing: dict[str, str] = field(default_factory=dict)
     # The clock-rate bound the system's configuration relies on (`clock_drift_bound`).
     clock_drift: float | None = None
+    # Seconds the system takes to act on a failed leader (`failure_detection`), or None.
+    failure_detection: float | None = None
 
     def lacks(self, feature: str) -> str:
         """Why the network does not offer `feature`."""
@@ -197,6 +199,19 @@ def targets_refusal(name: str, setting: Setting) -> str | None:
 def stop_details(value: dict[str, Any]) -> dict[str, Any]:
     """What a stop step repeats of its start: the target and its nodes."""
     return {k: v for k, v in value.items() if k in ("target", "nodes")}
+
+
+# A fault meant to outlast the system's failure detection is held this many times it: long
+# enough for the failure to be acted on (an election, a failover) while the fault still holds.
+OUTLAST_DETECTION = (1.5, 3.0)
+
+
+def held_past_detection(setting: Setting, rng: random.Random) -> float:
+    """A duration that outlasts the failure detection `setting` declares (seconds; 0.0 when
+    it declares none, so that `max` with a drawn duration leaves that unchanged)."""
+    if not setting.failure_detection:
+        return 0.0
+    return setting.failure_detection * rng.uniform(*OUTLAST_DETECTION)
 
 
 def occurrence(kind: str, value: dict[str, Any], start: float, stop: float,

@@ -298,6 +298,13 @@ class Adapter:
         fail, and the failure would say nothing about the system."""
         return None
 
+    def failure_detection(self) -> float | None:
+        """Seconds this configuration takes, at most, to act on a leader that stopped
+        answering (an election timeout, a failover's down-after time), or None when unknown.
+        The fault schedule holds about half its faults longer than this, so that every run
+        has failovers as well as faults the system should ride out."""
+        return None
+
     def describe(self) -> str:
         """The configuration in one line, for the run's banner: the options that differ from
         their defaults."""

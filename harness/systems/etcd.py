@@ -163,6 +163,10 @@ class EtcdSystem(Adapter):
     def availability(cls) -> Availability:
         return binary_availability(find_etcd(), etcd_version, "etcd", MIN_VERSION, INSTALL)
 
+    def failure_detection(self) -> float:
+        """A follower that hears no leader for an election timeout campaigns."""
+        return self.options["election_timeout"] / 1000
+
     def describe(self) -> str:
         return f"{self.options['read']} reads"
 

@@ -108,6 +108,11 @@ class RedisSystem(Adapter):
     def availability(cls) -> Availability:
         return binary_availability(find_redis(), redis_version, "Redis", MIN_VERSION, INSTALL)
 
+    def failure_detection(self) -> float:
+        """Sentinels call the primary down after down_after_ms without an answer, then
+        elect one of themselves to fail over."""
+        return self.options["down_after_ms"] / 1000
+
     def describe(self) -> str:
         wait = f", WAIT {self.options['wait']}" if self.options["wait"] else ""
         return f"Sentinels fail over after {self.options['down_after_ms']} ms{wait}"

@@ -156,6 +156,11 @@ class RefnodeSystem(Adapter):
         """Its leases allow for clocks whose rates differ by up to `max_clock_drift`."""
         return float(self.options["max_clock_drift"])
 
+    def failure_detection(self) -> float:
+        """A follower campaigns within the longest election timeout of the last heartbeat,
+        and a leader without a quorum steps down after it."""
+        return float(self.options["election_timeout_max"])
+
     def describe(self) -> str:
         return f"{self.options['replication']} replication, {self.read_mode} reads" + (
             f", bug {self.options['bug']}" if self.options["bug"] else "")

@@ -247,6 +247,35 @@ def test_gaps_and_durations_are_drawn_over_a_range_and_end_in_time():
     assert all(end < 300.0 for _, _, end in spans)
 
 
+def test_half_the_faults_outlast_the_failure_detection_a_system_declares():
+    import dataclasses
+
+    from harness.systems.redis import RedisSystem
+    from harness.systems.refnode import RefnodeSystem
+
+    assert RefnodeSystem({"election_timeout_max": 2.5}).failure_detection() == 2.5
+    assert RedisSystem({"down_after_ms": 4000}).failure_detection() == 4.0
+    detection = 4.0                 # most drawn durations (1.25 to 6 s) fall below 1.5 times it
+    setting = dataclasses.replace(nemesis.full_setting(3), failure_detection=detection)
+    schedule = nemesis.plan(("pause",), NODES, 600.0, 5.0, seed=8, setting=setting)
+    spans = sorted(_spans(schedule), key=lambda s: s[1])
+    durations = [end - start for _, start, end in spans]
+    outlasting = sum(d >= 1.5 * detection for d in durations)
+    assert 0.35 < outlasting / len(durations) < 0.75, durations
+    assert min(durations) < detection                # the rest as drawn: some ridden out
+    assert max(durations) <= 3.0 * detection + 1e-6
+    assert all(a[2] < b[1] for a, b in zip(spans, spans[1:]))       # widened gaps: no overlap
+    # A combination's first fault always outlasts it: its second needs an election first.
+    combined = nemesis.plan(("partition", "kill"), NODES, 600.0, 5.0, seed=4, setting=setting)
+    occurrences = _occurrences(combined, "partition-then-kill")
+    assert occurrences
+    assert all(steps[2]["at"] - steps[0]["at"] >= 1.5 * detection for steps in occurrences)
+    # Without a declared detection, schedules are drawn as before.
+    plain = nemesis.plan(("pause",), NODES, 600.0, 5.0, seed=8)
+    assert sum(e - s >= 1.5 * detection for _, s, e in _spans(plain)) / len(_spans(plain)) \
+        < 0.2
+
+
 def test_each_kind_aims_at_its_own_default_targets():
     def targets(kind, seed=1):
         return {s["value"]["target"] for s in _starts(nemesis.plan(

@@ -38,9 +38,13 @@ def test_a_paused_primary_loses_acknowledged_adds(tmp_path):
     """Clients with an application's patience (5 s) wait out the pause; the primary takes
     their adds when it resumes, after the Sentinels have promoted a replica, and those
     acknowledged adds are gone once it rejoins as a replica. No client sees an error."""
+    # Seed 3: the primary paused for 4.6 s, past the Sentinels' 3 s failover detection and
+    # within most clients' patience.
     result = run_test(_spec(tmp_path, time_limit=16.0, nemesis=("pause",),
-                            nemesis_interval=8.0, op_timeout=5.0,
+                            nemesis_interval=8.0, op_timeout=5.0, seed=3,
                             nemesis_options={"targets": ["leader"]}))
+    pauses = json.loads((result.run_dir / "test.json").read_text())["test"]["schedule"]
+    assert [s["at"] for s in pauses] == [4.0, 8.644]
     assert result.valid is False
     assert result.results["checkers"]["set-full"]["valid"] is False
     losses = result.results["losses"]
