@@ -42,8 +42,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The full parser, with every subcommand registered; `argv` is the command line it is
     for (`run` takes the flags of the system it names)."""
-    from harness import (check_command, proxy_command, run_command, systems_command,
-                         validate_command)
+    from harness import (campaign_command, check_command, proxy_command, run_command,
+                         systems_command, validate_command)
 
     parser = _Parser(prog="faultline",
                      description="Fault-injection testing and history checking for replicated "
@@ -55,6 +55,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     check_command.register(sub)
     run_command.register(sub, argv)
     validate_command.register(sub)
+    campaign_command.register(sub)
     systems_command.register(sub)
     proxy_command.register(sub)
     return parser

@@ -1,0 +1,123 @@
+"""One cell of a campaign, run in a process of its own: `python -m harness.campaign_cell`.
+
+The campaign runner (`harness.campaign_runner`) starts one such process per run, on this
+machine or on a Dask worker: a run has the process to itself (its threads, its signal
+handling, its cleanup on Ctrl-C), and a crash of one run cannot take the campaign with it.
+The cell arrives as JSON on stdin; the outcome leaves as one JSON line on stdout (`outcome`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness.campaign import INVALID, LOSES_WRITES, VALID
+
+RAN, COULD_NOT_RUN = "ran", "could-not-run"
+
+
+def shows(results: dict[str, Any], expect: str) -> bool:
+    """Whether a run's results show what a row expects of it: a valid verdict with the
+    cluster recovered (VALID), an invalid one (INVALID), or acknowledged writes lost
+    (LOSES_WRITES: lost set elements that had been acknowledged, or the lost-writes checker's
+    finding)."""
+    checkers = results.get("checkers") or {}
+    if expect == VALID:
+        return results.get("valid") is True and bool(
+            (results.get("liveness") or {}).get("recovered"))
+    if expect == INVALID:
+        return results.get("valid") is False
+    if expect == LOSES_WRITES:
+        losses = results.get("losses") or {}
+        lost_register = (checkers.get("lost-writes") or {}).get("valid") is False
+        return bool(losses.get("acknowledged")) or lost_register
+    raise ValueError(f"unknown expectation {expect!r}")
+
+
+def outcome(run_dir: Path | None, results: dict[str, Any] | None, expect: str,
+            error: str | None = None, elapsed: float = 0.0) -> dict[str, Any]:
+    """The summary of one cell a campaign keeps: whether it ran, its verdict, whether it
+    showed what its row expects, where it is stored, its first violation and a one-line
+    summary of what was found (or why it could not run)."""
+    if results is None:
+        return {"status": COULD_NOT_RUN, "error": error or "no results", "run_dir":
+                str(run_dir) if run_dir else None, "elapsed": round(elapsed, 1)}
+    failing = [f"{name}: {c.get('summary', '')}" for name, c in
+               (results.get("checkers") or {}).items() if c.get("valid") is False]
+    liveness = results.get("liveness") or {}
+    if not liveness.get("recovered") and liveness.get("reason"):
+        failing.append(f"liveness: {liveness['reason']}")
+    return {"status": RAN, "valid": results.get("valid"), "shows": shows(results, expect),
+            "run_dir": str(run_dir), "first_violation_seconds":
+            results.get("first_violation_seconds"),
+            "first_violation": (results.get("first_violation") or {}).get("op"),
+            "summary": "; ".join(failing)[:2000], "elapsed": round(elapsed, 1)}
+
+
+def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
+    """Run the cell {"label", "options", "seed", "runs_dir", "expect"} here; its outcome. A
+    test that cannot run (a system missing, a node that will not start) is an outcome with
+    status COULD_NOT_RUN, not an exception."""
+    import time
+
+    from harness.cluster import ClusterError
+    from harness.networks import NetworkUnavailable
+    from harness.processes import ProcessError
+    from harness.proxy.process import ProxyServerError
+    from harness.runner import run_test
+    from harness.systems.base import SystemUnavailable
+    from harness.testspec import SpecError, build
+
+    started = time.monotonic()
+    try:
+        spec = build(dict(cell["options"], name=cell["label"], seed=cell["seed"],
+                          runs_dir=cell["runs_dir"]), f"row {cell['label']}")
+        result = run_test(spec, argv=["faultline", "campaign", cell["label"]])
+    except (SpecError, ClusterError, ProcessError, ProxyServerError, SystemUnavailable,
+            NetworkUnavailable) as exc:
+        return outcome(None, None, cell["expect"], f"{type(exc).__name__}: {exc}",
+                       time.monotonic() - started)
+    return outcome(result.run_dir, result.results, cell["expect"],
+                   elapsed=time.monotonic() - started)
+
+
+def end_with_parent() -> None:
+    """If the campaign (or the Dask worker) that started this process dies, this process
+    gets SIGINT and stops its run as on Ctrl-C, cleaning up, rather than running on as an
+    orphan (Linux's parent-death signal; set here rather than between fork and exec, which
+    is unsafe in a threaded parent such as a Dask worker)."""
+    import ctypes
+    import os
+    import signal
+
+    parent = os.getppid()
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGINT)
+    if os.getppid() != parent:          # it died before the signal was asked for
+        raise KeyboardInterrupt
+
+
+def main() -> int:
+    """Read a cell from stdin, run it, print its outcome as one JSON line."""
+    try:
+        end_with_parent()
+    except KeyboardInterrupt:
+        return 130
+    cell = json.loads(sys.stdin.read())
+    try:
+        found = run_cell(cell)
+    except KeyboardInterrupt:
+        if cell.get("scratch"):
+            # Nobody is left to collect it (a Dask worker died): leave no trace.
+            import shutil
+
+            shutil.rmtree(cell["runs_dir"], ignore_errors=True)
+        return 130
+    print(json.dumps(found), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

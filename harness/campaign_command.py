@@ -1,0 +1,192 @@
+"""`faultline campaign FILE.toml`: run a matrix of tests and say which rows showed what
+they must (a table, campaign.json, optionally JUnit)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from harness import cli, report
+from harness.campaign import Campaign, CampaignError, Cell, load, parse_duration
+from harness.campaign_cell import RAN
+from harness.campaign_runner import NOT_RUN, connect, run_here, run_on_dask
+
+CAMPAIGN_FILE = "campaign.json"
+MET, MISSED, SHORT = "met", "missed", "could-not-run"
+
+
+def register(sub) -> None:
+    """Add `campaign` to the `faultline` parser."""
+    p = sub.add_parser(
+        "campaign", help="run a matrix of tests from a TOML file",
+        description="Run every row of a campaign file over its seeds and check that each row "
+                    "shows what it must (valid, invalid, or loses-writes in enough seeds). "
+                    "The runs, campaign.json and the JUnit file go to RUNS_DIR/NAME/TIME/. "
+                    "Exit codes: 0 every row met its target, 1 some row did not, 5 some runs "
+                    "could not run (and no row missed), 3 bad input.")
+    p.add_argument("file", type=Path, metavar="FILE.toml", help="the campaign file")
+    p.add_argument("rows", nargs="*", metavar="ROW", help="rows to run (default all)")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"),
+                   help="where the campaign's directory goes (default runs)")
+    p.add_argument("--jobs", type=int, help="runs at once on this machine (default: the "
+                   "file's, else 1; see docs/benchmarks.md for what 2 pay on 2 cores)")
+    p.add_argument("--budget", help="no run starts after this long, e.g. 90m or 2h "
+                   "(default: the file's, else none)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run each cell as a task on this Dask scheduler (tcp://host:8786); "
+                        "workers must offer the resource faultline=1")
+    p.add_argument("--junit", type=Path, metavar="FILE", help="also write a JUnit XML file")
+    p.add_argument("--json", action="store_true", help="print campaign.json's rows as JSON")
+    p.set_defaults(handler=campaign_command)
+
+
+def campaign_command(args: argparse.Namespace) -> int:
+    try:
+        campaign = load(args.file, args.rows or None)
+        if args.budget is not None:
+            campaign.budget = parse_duration(args.budget, "--budget")
+    except CampaignError as exc:
+        raise cli.UsageError(str(exc)) from None
+    if args.jobs is not None:
+        if args.jobs < 1:
+            raise cli.UsageError(f"--jobs must be 1 or more, got {args.jobs}")
+        campaign.jobs = args.jobs
+    if args.runs_dir.exists() and not args.runs_dir.is_dir():
+        raise cli.UsageError(f"--runs-dir {args.runs_dir}: not a directory")
+    _check_available(campaign)
+    client = None
+    if args.scheduler:
+        try:
+            client = connect(args.scheduler)
+        except ConnectionError as exc:
+            report.err.print(f"faultline: could not run: {exc}")
+            return cli.COULD_NOT_RUN
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    campaign_dir = (args.runs_dir / campaign.name / stamp).resolve()
+    campaign_dir.mkdir(parents=True, exist_ok=True)
+    cells = campaign.cells()
+    where = f"on the Dask cluster at {args.scheduler}" if client else \
+        f"{campaign.jobs} at a time"
+    report.err.print(f"campaign {campaign.name}: {len(campaign.rows)} rows, {len(cells)} runs, "
+                     f"{where}; into {campaign_dir}")
+    started = time.monotonic()
+    done = 0
+
+    def on_done(cell: Cell, found: dict[str, Any]) -> None:
+        nonlocal done
+        done += 1
+        where = found.get("run_dir")
+        if where and Path(where).is_relative_to(campaign_dir):
+            where = Path(where).relative_to(campaign_dir)
+        report.err.print(f"[{done}/{len(cells)}] {cell.row.label} seed {cell.seed}: "
+                         f"{_word(found, cell.row.expect)}, {found.get('elapsed', 0):.1f} s, "
+                         f"{where or found.get('error', '')}")
+
+    if client is not None:
+        with client:
+            outcomes = run_on_dask(cells, campaign_dir, client, campaign.budget, on_done)
+    else:
+        outcomes = run_here(cells, campaign_dir, campaign.jobs, campaign.budget, on_done)
+    rows = summarise(campaign, outcomes)
+    data = {"name": campaign.name, "file": str(args.file), "directory": str(campaign_dir),
+            "started": stamp, "seconds": round(time.monotonic() - started, 1),
+            "jobs": None if client else campaign.jobs, "scheduler": args.scheduler,
+            "budget_seconds": campaign.budget, "rows": rows}
+    (campaign_dir / CAMPAIGN_FILE).write_text(json.dumps(data, indent=1))
+    if args.junit:
+        from harness.campaign_junit import write_junit
+
+        write_junit(args.junit, campaign, outcomes,
+                    {r["label"]: r["status"] == MET for r in rows})
+    _write_index(campaign_dir)
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        report.out.print(_table(campaign, rows))
+        report.out.print(f"campaign: {campaign_dir / CAMPAIGN_FILE}" +
+                         (f"; JUnit: {args.junit}" if args.junit else ""))
+    statuses = {r["status"] for r in rows}
+    if MISSED in statuses:
+        return cli.INVALID
+    if SHORT in statuses:
+        return cli.COULD_NOT_RUN
+    return cli.VALID
+
+
+def summarise(campaign: Campaign, outcomes: dict[str, dict[str, Any]]) -> list[dict]:
+    """Per row: its runs' outcomes, how many showed what the row expects, and its status:
+    met (enough did), missed (not enough, every run ran), or could-not-run (not enough, and
+    some runs could not run or never started)."""
+    rows = []
+    for row in campaign.rows:
+        runs = [dict(outcomes.get(f"{row.label} seed {seed}") or
+                     {"status": NOT_RUN, "error": "not run"}, seed=seed) for seed in row.seeds]
+        shown = sum(1 for r in runs if r.get("status") == RAN and r.get("shows"))
+        ran = sum(1 for r in runs if r.get("status") == RAN)
+        status = MET if shown >= row.needed else MISSED if ran == len(runs) else SHORT
+        firsts = sorted(r["first_violation_seconds"] for r in runs
+                        if r.get("first_violation_seconds") is not None)
+        rows.append({"label": row.label, "expect": row.expect, "needed": row.needed,
+                     "seeds": len(row.seeds), "ran": ran, "shown": shown, "status": status,
+                     "median_first_violation_seconds":
+                         firsts[len(firsts) // 2] if firsts else None,
+                     "options": row.options, "runs": runs})
+    return rows
+
+
+def _table(campaign: Campaign, rows: list[dict]) -> Table:
+    table = Table(title=f"campaign {campaign.name}", title_justify="left")
+    for column in ("row", "expected", "result", "first violation (median)", "target"):
+        table.add_column(column)
+    for row in rows:
+        result = f"{row['shown']}/{row['seeds']} {row['expect']}"
+        if row["ran"] < row["seeds"]:
+            result += f" ({row['seeds'] - row['ran']} not run)"
+        first = row["median_first_violation_seconds"]
+        status = {MET: "[green]met[/]", MISSED: "[bold red]MISSED[/]",
+                  SHORT: "[bold yellow]could not run[/]"}[row["status"]]
+        table.add_row(row["label"], f"{row['expect']} in {row['needed']}", result,
+                      "" if first is None else f"{first} s", status)
+    return table
+
+
+def _word(found: dict[str, Any], expect: str) -> str:
+    if found.get("status") != RAN:
+        return "[yellow]not run[/]" if found.get("status") == NOT_RUN else \
+            "[bold yellow]could not run[/]"
+    verdict = {True: "valid", False: "INVALID"}.get(found.get("valid"), "unknown")
+    mark = "as expected" if found.get("shows") else "[bold red]unexpected[/]"
+    return f"{verdict} ({mark})"
+
+
+def _check_available(campaign: Campaign) -> None:
+    """Every system the campaign names is installed, or one line saying which is not."""
+    seen = set()
+    for row in campaign.rows:
+        spec = row.spec(row.seeds[0], "runs")
+        if spec.system in seen:
+            continue
+        seen.add(spec.system)
+        found = spec.adapter().availability()
+        if not found.available:
+            raise cli.UsageError(f"{campaign.source}: row {row.label}: {spec.system} cannot "
+                                 f"run here: {found.detail}; install: {found.install}")
+
+
+def _write_index(campaign_dir: Path) -> None:
+    """The campaign directory's index.html, where the runs browser is installed."""
+    try:
+        from harness.run_index import write_index
+    except ImportError:
+        return
+    try:
+        write_index(campaign_dir)
+    except Exception as exc:             # the campaign's results stand without it
+        report.err.print(f"[yellow]warning[/]: no index.html: {exc}")
+

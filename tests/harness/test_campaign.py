@@ -1,0 +1,335 @@
+"""Campaigns: the file format and its errors, real campaigns run here (several runs at once)
+and on a real Dask LocalCluster, JUnit read back with junitparser, a lost worker, the budget,
+and Ctrl-C leaving nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from junitparser import Error, Failure, JUnitXml, Skipped
+
+from harness.campaign import (INVALID, LOSES_WRITES, VALID, CampaignError, load,
+                              parse_duration)
+from harness.campaign_cell import shows
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Short runs a fast-timed refnode settles in: a bug caught within them (power loss of every
+# node with no fsync loses acknowledged adds in the first second) and a safe configuration.
+SMALL = """
+[campaign]
+name = "small"
+seeds = 2
+
+[defaults]
+time_limit = 3
+workload = "set"
+
+[[row]]
+label = "no-fsync"
+system = {name = "refnode", bug = "no-fsync"}
+nemesis = ["power-loss"]
+nemesis_interval = 1.5
+nemesis_options = {targets = ["all"]}
+expect = "%s"
+
+[[row]]
+label = "quorum"
+nemesis = ["partition"]
+nemesis_interval = 1.5
+expect = "valid"
+"""
+
+
+def _file(tmp_path: Path, text: str, name: str = "c.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _faultline(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+    env = dict(os.environ, FAULTLINE_REFNODE_TIMINGS="fast")
+    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_matrix_is_every_combination_of_its_lists_over_the_defaults(tmp_path):
+    campaign = load(_file(tmp_path, """
+[campaign]
+name = "nightly"
+seeds = 3
+budget = "90m"
+[defaults]
+time_limit = 20
+system = {name = "refnode", replication = "quorum"}
+[[matrix]]
+system = [{name = "refnode"}, {name = "refnode", read_mode = "lease"}]
+workload = ["register", "set"]
+nemesis = [["partition"], ["partition", "kill"]]
+[[row]]
+label = "stale"
+system = {bug = "stale-leader-read"}
+expect = "invalid"
+needed = 2
+seeds = 4
+"""))
+    labels = [r.label for r in campaign.rows]
+    assert len(labels) == 9 and "refnode.lease-set-partition+kill" in labels
+    assert campaign.budget == 5400.0 and campaign.name == "nightly"
+    lease = next(r for r in campaign.rows if r.label == "refnode.lease-register-partition")
+    assert lease.options["system"] == {"name": "refnode", "replication": "quorum",
+                                       "read_mode": "lease"}
+    assert lease.seeds == (1, 2, 3) and lease.needed == 3 and lease.expect == VALID
+    stale = campaign.rows[-1]
+    assert stale.seeds == (1, 2, 3, 4) and stale.needed == 2 and stale.expect == INVALID
+    spec = stale.spec(4, "somewhere")
+    assert spec.system_options["bug"] == "stale-leader-read" and spec.time_limit == 20
+    assert spec.name == "stale" and spec.seed == 4
+    assert len(campaign.cells()) == 8 * 3 + 4
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("[campaign]\nnmae = 'x'\n[[row]]\nlabel = 'a'\n", "[campaign]: unknown key nmae"),
+    ("[[rows]]\nlabel = 'a'\n", "unknown table rows"),
+    ("[[row]]\nlabel = 'a'\ntime_limt = 3\n", ": row a: unknown option time_limt"),
+    ("[[matrix]]\nsystem = ['refnode', 'etcd']\nworkload = ['session']\n",
+     ": row etcd-session: --workload: etcd supports register, set"),
+    ("[[matrix]]\nworkload = ['set', 'queue']\n", "--workload must be one of"),
+    ("[[row]]\nlabel = 'a'\nexpect = 'caught'\n", "expect must be one of valid, invalid"),
+    ("[[row]]\nlabel = 'a'\nneeded = 6\n", "needed (6) is more than its seeds (5)"),
+    ("[[row]]\nlabel = 'a'\n[[row]]\nlabel = 'a'\n", "two rows are labelled a"),
+    ("[campaign]\nbudget = 'soon'\n[[row]]\nlabel = 'a'\n", "budget must be a positive"),
+    ("[[row]]\nlabel = 'a'\nseed = 3\n", "seed is set by the campaign"),
+    ("[[matrix]]\nworkload = 'set'\n", "workload must be a non-empty list"),
+    ("[campaign]\nname = 'x'\n", "no rows"),
+    ("[[row]\n", "not valid TOML"),
+])
+def test_a_campaign_file_that_cannot_run_is_one_line_naming_the_file(tmp_path, text, fragment):
+    path = _file(tmp_path, text)
+    with pytest.raises(CampaignError) as caught:
+        load(path)
+    message = str(caught.value)
+    assert fragment in message and message.startswith(str(path)) and "\n" not in message
+
+
+def test_bad_input_on_the_command_line_is_one_line_and_exit_3(tmp_path):
+    bad = _faultline("campaign", str(_file(tmp_path, "[[row]]\nlabel = 'a'\nrate = -1\n")),
+                     cwd=tmp_path)
+    assert bad.returncode == 3 and "Traceback" not in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and "--rate" in bad.stderr
+    missing = _faultline("campaign", str(tmp_path / "none.toml"), cwd=tmp_path)
+    assert missing.returncode == 3 and "cannot read" in missing.stderr
+    (tmp_path / "file").write_text("")
+    ok = _file(tmp_path, "[[row]]\nlabel = 'a'\n", "ok.toml")
+    not_dir = _faultline("campaign", str(ok), "--runs-dir", str(tmp_path / "file"), cwd=tmp_path)
+    assert not_dir.returncode == 3 and "not a directory" in not_dir.stderr
+    row = _faultline("campaign", str(ok), "b", cwd=tmp_path)
+    assert row.returncode == 3 and "no row b; rows: a" in row.stderr
+    assert parse_duration("2h", "x") == 7200 and parse_duration(30, "x") == 30
+
+
+def test_a_run_shows_what_its_row_expects_by_its_results():
+    valid = {"valid": True, "liveness": {"recovered": True}, "checkers": {}}
+    stuck = {"valid": True, "liveness": {"recovered": False}, "checkers": {}}
+    lost = {"valid": False, "liveness": {"recovered": True}, "losses": {"lost": 3,
+                                                                        "acknowledged": 2}}
+    stale = {"valid": False, "checkers": {"linearizable": {"valid": False}}}
+    register_lost = {"valid": False, "checkers": {"lost-writes": {"valid": False}}}
+    assert shows(valid, VALID) and not shows(stuck, VALID) and not shows(lost, VALID)
+    assert shows(lost, INVALID) and shows(stale, INVALID) and not shows(valid, INVALID)
+    assert shows(lost, LOSES_WRITES) and shows(register_lost, LOSES_WRITES)
+    assert not shows(stale, LOSES_WRITES) and not shows(valid, LOSES_WRITES)
+
+
+def _junit(path: Path) -> dict[str, list]:
+    """Each test case's classname/name -> its result kinds."""
+    found = {}
+    for suite in JUnitXml.fromfile(str(path)):
+        for case in suite:
+            found[f"{case.classname}/{case.name}"] = [type(r) for r in case.result]
+    return found
+
+
+def test_a_campaign_runs_two_at_a_time_and_reports_in_json_and_junit(tmp_path):
+    path = _file(tmp_path, SMALL % LOSES_WRITES)
+    started = time.monotonic()
+    done = _faultline("campaign", str(path), "--jobs", "2", "--runs-dir", "runs",
+                      "--junit", "junit.xml", cwd=tmp_path)
+    took = time.monotonic() - started
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "[4/4]" in done.stderr and "met" in done.stdout
+    (campaign_dir,) = (tmp_path / "runs" / "small").iterdir()
+    data = json.loads((campaign_dir / "campaign.json").read_text())
+    assert [r["status"] for r in data["rows"]] == ["met", "met"]
+    runs = [run for row in data["rows"] for run in row["runs"]]
+    assert len({run["run_dir"] for run in runs}) == 4
+    for run in runs:
+        assert Path(run["run_dir"]).is_relative_to(campaign_dir)
+        assert (Path(run["run_dir"]) / "results.json").exists()
+    lossy = data["rows"][0]["runs"]
+    assert all(r["valid"] is False and r["first_violation_seconds"] for r in lossy)
+    assert _junit(tmp_path / "junit.xml") == {
+        f"small.{label}/seed {seed}": [] for label in ("no-fsync", "quorum") for seed in (1, 2)}
+    # Two at a time: four runs of about 4 s each in well under four runs' time.
+    assert took < 4 * max(r["elapsed"] for r in runs) + 30
+    _nothing_left(tmp_path)
+
+
+def test_rows_that_miss_fail_in_junit_and_the_exit_code_says_so(tmp_path):
+    path = _file(tmp_path, SMALL % VALID)     # a planted bug expected valid: it is caught
+    done = _faultline("campaign", str(path), "no-fsync", "--runs-dir", "runs", "--junit",
+                      "junit.xml", "--json", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    rows = json.loads(done.stdout)
+    assert [r["label"] for r in rows] == ["no-fsync"] and rows[0]["status"] == "missed"
+    suite = next(iter(JUnitXml.fromfile(str(tmp_path / "junit.xml"))))
+    for case in suite:
+        (failure,) = case.result
+        assert isinstance(failure, Failure)
+        assert "expected valid, the run was invalid: set-full" in failure.message
+        assert "faultline replay" in failure.text
+        assert "run directory: " in case.system_out
+    _nothing_left(tmp_path)
+
+
+def test_the_budget_stops_new_runs_and_says_which_never_ran(tmp_path):
+    path = _file(tmp_path, SMALL % INVALID)
+    done = _faultline("campaign", str(path), "--budget", "1s", "--runs-dir", "runs",
+                      "--junit", "junit.xml", cwd=tmp_path)
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert done.stderr.count("budget of 1 s was spent") == 3
+    results = _junit(tmp_path / "junit.xml")
+    assert sorted(map(str, results.values())).count(str([Error])) == 3
+    _nothing_left(tmp_path)
+
+
+def test_ctrl_c_stops_every_run_and_leaves_nothing(tmp_path):
+    path = _file(tmp_path, (SMALL % INVALID).replace("time_limit = 3", "time_limit = 30"))
+    env = dict(os.environ, FAULTLINE_REFNODE_TIMINGS="fast")
+    process = subprocess.Popen([sys.executable, "-m", "harness", "campaign", str(path),
+                                "--jobs", "2", "--runs-dir", "runs"], cwd=tmp_path, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        nodes = [p for p in psutil.Process(process.pid).children(recursive=True)
+                 if "refnode" in " ".join(p.cmdline())]
+        if len(nodes) >= 6:           # both runs' clusters are up
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the campaign's runs never started")
+    os.killpg(process.pid, signal.SIGINT)         # as a terminal's Ctrl-C does
+    out, err = process.communicate(timeout=90)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    _nothing_left(tmp_path)
+
+
+def _nothing_left(tmp_path: Path) -> None:
+    """No process of the campaign's runs is alive, and no worker's scratch directory is
+    left."""
+    deadline = time.monotonic() + 20
+    while True:
+        alive = [p for p in psutil.process_iter(["cmdline"])
+                 if str(tmp_path) in " ".join(p.info["cmdline"] or []) or
+                 "harness.campaign_cell" in " ".join(p.info["cmdline"] or [])]
+        scratch = list(Path(tempfile.gettempdir()).glob("faultline-cell-*"))
+        if not alive and not scratch or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert not alive, [p.info["cmdline"] for p in alive]
+    assert not scratch, scratch
+
+
+# --- on a Dask cluster ----------------------------------------------------------------------
+
+distributed = pytest.importorskip("distributed", reason="Dask's distributed is not installed")
+
+
+@pytest.fixture
+def dask_cluster():
+    """A real LocalCluster: two worker processes, each offering one faultline run at a
+    time."""
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  resources={"faultline": 1}, dashboard_address=None,
+                                  silence_logs=40) as cluster:
+        yield cluster
+
+
+def test_the_same_campaign_runs_on_a_dask_cluster(tmp_path, dask_cluster):
+    path = _file(tmp_path, SMALL % INVALID)
+    done = _faultline("campaign", str(path), "--scheduler", dask_cluster.scheduler_address,
+                      "--runs-dir", "runs", "--junit", "junit.xml", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (campaign_dir,) = (tmp_path / "runs" / "small").iterdir()
+    data = json.loads((campaign_dir / "campaign.json").read_text())
+    assert data["scheduler"] == dask_cluster.scheduler_address
+    runs = [run for row in data["rows"] for run in row["runs"]]
+    assert [r["status"] for r in data["rows"]] == ["met", "met"]
+    for run in runs:          # gathered back: each run directory whole, in the local dir
+        run_dir = Path(run["run_dir"])
+        assert run_dir.is_relative_to(campaign_dir)
+        assert json.loads((run_dir / "results.json").read_text())["seed"] == run["seed"]
+        assert (run_dir / "history.jsonl").stat().st_size > 0
+    _nothing_left(tmp_path)
+
+
+def test_a_worker_lost_mid_run_is_retried_never_dropped(tmp_path, dask_cluster):
+    from harness.campaign_runner import run_on_dask
+
+    campaign = load(_file(tmp_path, (SMALL % INVALID).replace("time_limit = 3",
+                                                               "time_limit = 6")),
+                    ["quorum"])
+    client = distributed.Client(dask_cluster)
+    seen = []
+    try:
+        pids = client.run(os.getpid)
+        worker_pids = set(pids.values())
+
+        def kill_a_busy_worker():
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                for pid in worker_pids:
+                    if any("campaign_cell" in " ".join(c.cmdline())
+                           for c in psutil.Process(pid).children()):
+                        os.kill(pid, signal.SIGKILL)
+                        return pid
+                time.sleep(0.2)
+            return None
+
+        import threading
+        killed = []
+        killer = threading.Thread(target=lambda: killed.append(kill_a_busy_worker()))
+        killer.start()
+        outcomes = run_on_dask(campaign.cells(), tmp_path / "runs", client, None,
+                               lambda cell, found: seen.append(cell.key))
+        killer.join()
+    finally:
+        client.close()
+    assert killed and killed[0] is not None
+    assert sorted(seen) == ["quorum seed 1", "quorum seed 2"]
+    # The lost worker's cell ran again on the other worker (a cell lost more often than
+    # Dask allows would come back could-not-run, naming Dask's KilledWorker).
+    for found in outcomes.values():
+        assert found["status"] == "ran", found
+        assert found["shows"] and (Path(found["run_dir"]) / "results.json").exists()
+    _nothing_left(tmp_path)
+
+
+def test_an_unreachable_scheduler_is_one_line_and_nothing_runs(tmp_path):
+    path = _file(tmp_path, SMALL % INVALID)
+    done = _faultline("campaign", str(path), "--scheduler", "tcp://127.0.0.1:9",
+                      "--runs-dir", "runs", cwd=tmp_path, timeout=60)
+    assert done.returncode == 5 and "Traceback" not in done.stderr
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in done.stderr
+    assert not (tmp_path / "runs").exists()
