@@ -58,6 +58,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     campaign_command.register(sub)
     systems_command.register(sub)
     proxy_command.register(sub)
+    from harness import runs_command
+    runs_command.register(sub)
     return parser
 
 

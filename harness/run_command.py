@@ -221,7 +221,20 @@ def execute(spec: TestSpec, argv: list[str]) -> int:
         report.err.print("interrupted: every process of the run has been ended")
         return cli.INTERRUPTED
     print_summary(result)
+    _refresh_index(Path(spec.runs_dir))
     return exit_code(result)
+
+
+def _refresh_index(runs_dir: Path) -> None:
+    """Rewrite the runs directory's index.html to list the new run. The index is a
+    convenience: failing to write it is one warning, never the run's verdict or exit code."""
+    try:
+        # Imported here, so that not even a broken index module can cost a run its verdict.
+        from harness.run_index import write_index
+        write_index(runs_dir)
+    except Exception as exc:  # noqa: BLE001 - whatever went wrong, the verdict stands
+        report.err.print(f"warning: {runs_dir}/index.html not updated: {exc}", markup=False,
+                         highlight=False, soft_wrap=True)
 
 
 def exit_code(result: RunResult) -> int:
