@@ -19,6 +19,7 @@
 
     [[row]]                    # one row, any test option overridden
     label = "stale-leader-read"
+    group = "planted bugs"     # rows of a group are tabled together
     system = {name = "refnode", bug = "stale-leader-read"}
     nemesis = ["partition"]
     expect = "invalid"
@@ -31,6 +32,7 @@ one `CampaignError` line naming the file and the row.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 import tomllib
@@ -43,7 +45,7 @@ from harness.testspec import SpecError, TestSpec, build
 VALID, INVALID, LOSES_WRITES = "valid", "invalid", "loses-writes"
 EXPECTATIONS = (VALID, INVALID, LOSES_WRITES)
 CAMPAIGN_KEYS = ("name", "seeds", "first_seed", "jobs", "budget")
-ROW_KEYS = ("label", "expect", "needed", "seeds")
+ROW_KEYS = ("label", "expect", "needed", "seeds", "group")
 # A matrix block's axes: each a list whose elements vary from row to row.
 AXES = ("system", "workload", "nemesis")
 DEFAULT_SEEDS = 5
@@ -65,12 +67,31 @@ class Row:
     options: dict[str, Any]        # test options by name, as a run's TOML file gives them
     seeds: tuple[int, ...]
     needed: int
+    group: str = ""
 
     def spec(self, seed: int, runs_dir: str) -> TestSpec:
         """The row's test with `seed`, stored under `runs_dir` (SpecError when it cannot
         run as written)."""
         return build(dict(self.options, name=self.label, seed=seed, runs_dir=runs_dir),
                      f"row {self.label}")
+
+    def with_options(self, **options: Any) -> "Row":
+        """The same row with test options replaced (those given as None left as they are)."""
+        given = {k: v for k, v in options.items() if v is not None}
+        return dataclasses.replace(self, options={**self.options, **given})
+
+    def with_seeds(self, count: int, first: int = 1) -> "Row":
+        """The same row over `count` seeds from `first`, its target scaled to them (at least
+        one run must show it)."""
+        needed = max(1, -(-self.needed * count // len(self.seeds)))
+        return dataclasses.replace(self, seeds=tuple(range(first, first + count)),
+                                   needed=min(needed, count))
+
+    @property
+    def bug(self) -> str | None:
+        """The planted bug the row switches on (refnode's `bug` option), if any."""
+        system = self.options.get("system")
+        return system.get("bug") if isinstance(system, dict) else None
 
 
 @dataclass(frozen=True)
@@ -209,7 +230,11 @@ def _row(block: dict[str, Any], defaults: dict[str, Any], seeds: int, first_seed
     for key in ("name", "seed", "runs_dir", "schedule"):
         if key in options:
             raise CampaignError(f"{where}: {key} is set by the campaign, not by a row")
-    return Row(label, expect, options, tuple(range(first_seed, first_seed + count)), needed)
+    group = block.get("group", "")
+    if not isinstance(group, str):
+        raise CampaignError(f"{where}: group must be a text, got {group!r}")
+    return Row(label, expect, options, tuple(range(first_seed, first_seed + count)), needed,
+               group)
 
 
 def _merge(defaults: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:

@@ -50,6 +50,8 @@ def outcome(run_dir: Path | None, results: dict[str, Any] | None, expect: str,
     if not liveness.get("recovered") and liveness.get("reason"):
         failing.append(f"liveness: {liveness['reason']}")
     return {"status": RAN, "valid": results.get("valid"), "shows": shows(results, expect),
+            "caught_by": [name for name, c in (results.get("checkers") or {}).items()
+                          if c.get("valid") is False],
             "run_dir": str(run_dir), "first_violation_seconds":
             results.get("first_violation_seconds"),
             "first_violation": (results.get("first_violation") or {}).get("op"),

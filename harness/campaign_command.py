@@ -57,8 +57,7 @@ def campaign_command(args: argparse.Namespace) -> int:
         if args.jobs < 1:
             raise cli.UsageError(f"--jobs must be 1 or more, got {args.jobs}")
         campaign.jobs = args.jobs
-    if args.runs_dir.exists() and not args.runs_dir.is_dir():
-        raise cli.UsageError(f"--runs-dir {args.runs_dir}: not a directory")
+    check_runs_dir(args.runs_dir)
     _check_available(campaign)
     client = None
     if args.scheduler:
@@ -67,11 +66,35 @@ def campaign_command(args: argparse.Namespace) -> int:
         except ConnectionError as exc:
             report.err.print(f"faultline: could not run: {exc}")
             return cli.COULD_NOT_RUN
+    campaign_dir, rows = execute(campaign, args.runs_dir, client=client,
+                                 scheduler=args.scheduler, junit=args.junit)
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        for table in tables(campaign, rows):
+            report.out.print(table)
+        report.out.print(f"campaign: {campaign_dir / CAMPAIGN_FILE}" +
+                         (f"; JUnit: {args.junit}" if args.junit else ""))
+    return exit_code(rows)
+
+
+def check_runs_dir(runs_dir: Path) -> None:
+    """A runs directory that exists must be a directory (else a one-line usage error)."""
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise cli.UsageError(f"--runs-dir {runs_dir}: not a directory")
+
+
+def execute(campaign: Campaign, runs_dir: Path, *, client=None, scheduler: str | None = None,
+            junit: Path | None = None) -> tuple[Path, list[dict]]:
+    """Run every cell of `campaign` (here, or on the Dask cluster of `client`) into a new
+    directory RUNS_DIR/NAME/TIME, a line on stderr as each ends; write campaign.json there
+    (and the JUnit file `junit`, and index.html); returns the directory and the rows'
+    summaries (`summarise`)."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    campaign_dir = (args.runs_dir / campaign.name / stamp).resolve()
+    campaign_dir = (runs_dir / campaign.name / stamp).resolve()
     campaign_dir.mkdir(parents=True, exist_ok=True)
     cells = campaign.cells()
-    where = f"on the Dask cluster at {args.scheduler}" if client else \
+    where = f"on the Dask cluster at {scheduler}" if client else \
         f"{campaign.jobs} at a time"
     report.err.print(f"campaign {campaign.name}: {len(campaign.rows)} rows, {len(cells)} runs, "
                      f"{where}; into {campaign_dir}")
@@ -81,12 +104,12 @@ def campaign_command(args: argparse.Namespace) -> int:
     def on_done(cell: Cell, found: dict[str, Any]) -> None:
         nonlocal done
         done += 1
-        where = found.get("run_dir")
-        if where and Path(where).is_relative_to(campaign_dir):
-            where = Path(where).relative_to(campaign_dir)
+        place = found.get("run_dir")
+        if place and Path(place).is_relative_to(campaign_dir):
+            place = Path(place).relative_to(campaign_dir)
         report.err.print(f"[{done}/{len(cells)}] {cell.row.label} seed {cell.seed}: "
                          f"{_word(found, cell.row.expect)}, {found.get('elapsed', 0):.1f} s, "
-                         f"{where or found.get('error', '')}")
+                         f"{place or found.get('error', '')}")
 
     if client is not None:
         with client:
@@ -94,23 +117,21 @@ def campaign_command(args: argparse.Namespace) -> int:
     else:
         outcomes = run_here(cells, campaign_dir, campaign.jobs, campaign.budget, on_done)
     rows = summarise(campaign, outcomes)
-    data = {"name": campaign.name, "file": str(args.file), "directory": str(campaign_dir),
+    data = {"name": campaign.name, "file": campaign.source, "directory": str(campaign_dir),
             "started": stamp, "seconds": round(time.monotonic() - started, 1),
-            "jobs": None if client else campaign.jobs, "scheduler": args.scheduler,
+            "jobs": None if client else campaign.jobs, "scheduler": scheduler,
             "budget_seconds": campaign.budget, "rows": rows}
     (campaign_dir / CAMPAIGN_FILE).write_text(json.dumps(data, indent=1))
-    if args.junit:
+    if junit:
         from harness.campaign_junit import write_junit
 
-        write_junit(args.junit, campaign, outcomes,
-                    {r["label"]: r["status"] == MET for r in rows})
+        write_junit(junit, campaign, outcomes, {r["label"]: r["status"] == MET for r in rows})
     _write_index(campaign_dir)
-    if args.json:
-        print(json.dumps(rows))
-    else:
-        report.out.print(_table(campaign, rows))
-        report.out.print(f"campaign: {campaign_dir / CAMPAIGN_FILE}" +
-                         (f"; JUnit: {args.junit}" if args.junit else ""))
+    return campaign_dir, rows
+
+
+def exit_code(rows: list[dict]) -> int:
+    """0 when every row met its target, 1 when one missed, 5 when runs could not run."""
     statuses = {r["status"] for r in rows}
     if MISSED in statuses:
         return cli.INVALID
@@ -132,7 +153,9 @@ def summarise(campaign: Campaign, outcomes: dict[str, dict[str, Any]]) -> list[d
         status = MET if shown >= row.needed else MISSED if ran == len(runs) else SHORT
         firsts = sorted(r["first_violation_seconds"] for r in runs
                         if r.get("first_violation_seconds") is not None)
-        rows.append({"label": row.label, "expect": row.expect, "needed": row.needed,
+        caught_by = sorted({name for r in runs for name in r.get("caught_by") or ()})
+        rows.append({"label": row.label, "group": row.group, "expect": row.expect,
+                     "needed": row.needed, "caught_by": caught_by,
                      "seeds": len(row.seeds), "ran": ran, "shown": shown, "status": status,
                      "median_first_violation_seconds":
                          firsts[len(firsts) // 2] if firsts else None,
@@ -140,20 +163,33 @@ def summarise(campaign: Campaign, outcomes: dict[str, dict[str, Any]]) -> list[d
     return rows
 
 
-def _table(campaign: Campaign, rows: list[dict]) -> Table:
-    table = Table(title=f"campaign {campaign.name}", title_justify="left")
-    for column in ("row", "expected", "result", "first violation (median)", "target"):
-        table.add_column(column)
+def tables(campaign: Campaign, rows: list[dict],
+           titles: dict[str, str] | None = None) -> list[Table]:
+    """The rows as tables, one per group in the order the groups first appear (titled by
+    `titles`, else by the group's name), every row printed, met or not."""
+    groups: dict[str, list[dict]] = {}
     for row in rows:
-        result = f"{row['shown']}/{row['seeds']} {row['expect']}"
-        if row["ran"] < row["seeds"]:
-            result += f" ({row['seeds'] - row['ran']} not run)"
-        first = row["median_first_violation_seconds"]
-        status = {MET: "[green]met[/]", MISSED: "[bold red]MISSED[/]",
-                  SHORT: "[bold yellow]could not run[/]"}[row["status"]]
-        table.add_row(row["label"], f"{row['expect']} in {row['needed']}", result,
-                      "" if first is None else f"{first} s", status)
-    return table
+        groups.setdefault(row.get("group") or "", []).append(row)
+    out = []
+    for group, members in groups.items():
+        title = (titles or {}).get(group) or " ".join(
+            part for part in (f"campaign {campaign.name}", group) if part)
+        table = Table(title=title, title_justify="left")
+        for column in ("row", "expected", "result", "caught by", "first violation (median)",
+                       "target"):
+            table.add_column(column)
+        for row in members:
+            result = f"{row['shown']}/{row['seeds']} {row['expect']}"
+            if row["ran"] < row["seeds"]:
+                result += f" ({row['seeds'] - row['ran']} not run)"
+            first = row["median_first_violation_seconds"]
+            status = {MET: "[green]met[/]", MISSED: "[bold red]MISSED[/]",
+                      SHORT: "[bold yellow]could not run[/]"}[row["status"]]
+            table.add_row(row["label"], f"{row['expect']} in {row['needed']}", result,
+                          ", ".join(row["caught_by"]), "" if first is None else f"{first} s",
+                          status)
+        out.append(table)
+    return out
 
 
 def _word(found: dict[str, Any], expect: str) -> str:

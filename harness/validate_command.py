@@ -1,33 +1,45 @@
-"""`faultline validate`: run the planted-bug matrix and print what was caught."""
+"""`faultline validate`: run the planted-bug matrix (a campaign shipped with faultline) and
+print what was caught."""
 
 from __future__ import annotations
 
 import argparse
 import json
-
-from rich.table import Table
+from pathlib import Path
 
 from harness import cli, report
+from harness.campaign import Campaign
+from harness.campaign_command import check_runs_dir, execute, exit_code, tables
 from harness.networks import NAMES as NETWORK_NAMES
 from harness.testspec import SpecError
-from harness.validate import BUG, MATRIX, SAFE, rows_json, run_matrix, select
+from harness.validate import PLAIN, TUNED, VALIDATE_FILE, matrix, select
+
+TITLES = {PLAIN: "plain campaigns: only --bug, --workload, --read-mode and --nemesis given",
+          TUNED: "planted-bug matrix, each case aimed where its bug lives"}
 
 
 def register(sub) -> None:
     """Add `validate` to the `faultline` parser."""
     p = sub.add_parser(
         "validate", help="run the planted-bug matrix",
-        description="For each planted bug, short runs under the faults that expose it (it "
-                    "must be caught in most seeds); for each safe configuration, runs under "
-                    "combined faults (valid in every seed). Cases the chosen network cannot "
-                    "take are left out, and said so. Exit 0 when every target of the cases "
-                    "run is met, 1 otherwise.")
+        description=f"For each planted bug, runs under the default schedule (the plain "
+                    f"campaigns) and under the faults that expose it (it must be caught in "
+                    f"most seeds); for each safe configuration, runs under combined faults "
+                    f"(valid in every seed). The matrix is the campaign file {VALIDATE_FILE}. "
+                    f"Cases the chosen network cannot take are left out, and said so. Exit 0 "
+                    f"when every target of the cases run is met, 1 otherwise.")
     p.add_argument("cases", nargs="*", metavar="CASE",
-                   help=f"cases to run (default all): {', '.join(c.label for c in MATRIX)}")
-    p.add_argument("--seeds", type=int, help="seeds per case (default: the case's own)")
-    p.add_argument("--time-limit", type=float, help="seconds per run (default 20)")
+                   help=f"cases to run (default all): "
+                        f"{', '.join(r.label for r in matrix().rows)}")
+    p.add_argument("--seeds", type=int, help="seeds per case (default: the case's own; a "
+                   "bug's target scaled to them)")
+    p.add_argument("--time-limit", type=float, help="seconds per run (default: the case's)")
     p.add_argument("--first-seed", type=int, default=1, help="the first seed (default 1)")
-    p.add_argument("--runs-dir", default="runs", help="where runs are stored (default runs)")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"),
+                   help="where the matrix's directory goes (default runs)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="runs at once (default 1: the matrix measures how fast bugs are "
+                        "caught, and runs at once slow each other down)")
     p.add_argument("--network", choices=NETWORK_NAMES,
                    help="the network every case runs on (default: each case's system's "
                         "own: proxy for refnode, netns for etcd and redis)")
@@ -37,66 +49,42 @@ def register(sub) -> None:
 
 def validate(args: argparse.Namespace) -> int:
     try:
-        cases = select(args.cases)
+        rows = select(args.cases)
     except ValueError as exc:
         raise cli.UsageError(str(exc)) from None
     if args.seeds is not None and args.seeds < 1:
         raise cli.UsageError("--seeds must be 1 or more")
-
-    def on_run(case, seed, result):
-        report.err.print(f"{case.label:<26} seed {seed:<4} {_word(result.valid):<8} "
-                         f"{result.elapsed:5.1f} s  {result.run_dir}")
-
+    if args.jobs < 1:
+        raise cli.UsageError("--jobs must be 1 or more")
+    if args.time_limit is not None and args.time_limit <= 0:
+        raise cli.UsageError("--time-limit must be a positive number of seconds")
+    check_runs_dir(args.runs_dir)
+    rows = [row.with_options(time_limit=args.time_limit, network=args.network)
+            .with_seeds(args.seeds or len(row.seeds), args.first_seed) for row in rows]
     # Every case is checked before any run starts. One the network cannot take (the
     # namespace network has no latency here) is left out and said so, unless it was named.
     runnable = []
-    for case in cases:
+    for row in rows:
         try:
-            spec = case.spec(args.first_seed, args.runs_dir, args.time_limit, args.network)
+            spec = row.spec(row.seeds[0], str(args.runs_dir))
             found = spec.adapter().availability()
             if not found.available:
                 raise SpecError(f"{spec.system} cannot run here: {found.detail}; install: "
                                 f"{found.install}")
-            runnable.append(case)
+            runnable.append(row)
         except SpecError as exc:
             if args.cases:
-                raise cli.UsageError(f"{case.label}: {exc}") from None
-            report.err.print(f"[yellow]not run[/]: {case.label}: {exc}")
-    rows = run_matrix(runnable, args.runs_dir, seeds=args.seeds, time_limit=args.time_limit,
-                      first_seed=args.first_seed, network=args.network, on_run=on_run)
+                raise cli.UsageError(f"{row.label}: {exc}") from None
+            report.err.print(f"[yellow]not run[/]: {row.label}: {exc}")
+    campaign = Campaign("validate", runnable, jobs=args.jobs, source=str(VALIDATE_FILE))
+    campaign_dir, summary = execute(campaign, args.runs_dir)
     if args.json:
-        print(json.dumps(rows_json(rows)))
+        print(json.dumps(summary))
     else:
-        plain = [row for row in rows if row.case.plain]
-        tuned = [row for row in rows if not row.case.plain]
-        if plain:
-            report.out.print(_table("plain campaigns: only --bug, --workload, --read-mode "
-                                    "and --nemesis given", plain))
-        if tuned:
-            report.out.print(_table("planted-bug matrix, each case aimed where its bug "
-                                    "lives", tuned))
-        for case in cases:
-            if case not in runnable:
-                report.out.print(f"not run here: {case.label}")
-    return cli.VALID if all(row.met for row in rows) else cli.INVALID
-
-
-def _table(title: str, rows: list) -> Table:
-    """One table of the matrix: a row per case, every row printed, met or not."""
-    table = Table(title=title, title_justify="left")
-    for column in ("configuration", "expected", "result", "caught by", "first violation",
-                   "target"):
-        table.add_column(column)
-    for row in rows:
-        expected = {BUG: "caught", SAFE: "valid"}.get(row.case.kind, "loses writes")
-        count = row.passed if row.case.kind == SAFE else row.caught
-        result = f"{count}/{len(row.results)} " + ("valid" if row.case.kind == SAFE
-                                                    else "invalid")
-        first = "" if row.first_violation is None else f"{row.first_violation} s"
-        table.add_row(row.case.label, expected, result, ", ".join(row.checkers), first,
-                      "[green]met[/]" if row.met else "[bold red]MISSED[/]")
-    return table
-
-
-def _word(valid) -> str:
-    return {True: "valid", False: "INVALID"}.get(valid, str(valid))
+        for table in tables(campaign, summary, TITLES):
+            report.out.print(table)
+        for row in rows:
+            if row not in runnable:
+                report.out.print(f"not run here: {row.label}")
+        report.out.print(f"runs: {campaign_dir}")
+    return exit_code(summary)

@@ -12,7 +12,7 @@ import pytest
 
 from harness.networks.netns import may_make_namespaces
 from harness.runner import run_test
-from harness.validate import BUG, MATRIX, REDUCED, SAFE, select
+from harness.validate import PLAIN, REDUCED, is_bug, is_safe, matrix, select
 
 TIME_LIMIT = 10.0       # the safe configuration's run
 BUG_TIME_LIMIT = 20.0   # a planted bug's (refnode's fast test timings elect in 0.3 to 0.6 s)
@@ -27,13 +27,14 @@ NETWORKS = ["proxy", pytest.param("netns", marks=pytest.mark.skipif(
 @pytest.mark.parametrize("case", select(REDUCED), ids=REDUCED)
 def test_reduced_matrix(case, network, tmp_path):
     runs = str(tmp_path / "runs")
-    if case.kind == BUG:
+    if is_bug(case):
         # Real processes and real timing: on a busy machine the faults come late and
         # elections take longer, so a bug is given a second seed before it counts as missed
         # (the full matrix asks for 4 of 5).
         verdicts = []
         for seed in (1, 2):
-            result = run_test(case.spec(seed, runs, BUG_TIME_LIMIT, network))
+            result = run_test(case.with_options(time_limit=BUG_TIME_LIMIT, network=network)
+                              .spec(seed, runs))
             assert sum(t["applied"] for t in result.results["faults"].values()) > 0
             verdicts.append(result.valid)
             if result.valid is False:
@@ -42,8 +43,8 @@ def test_reduced_matrix(case, network, tmp_path):
                 assert failing, result.results
                 return
         pytest.fail(f"{case.label} was not caught in 2 seeds: {verdicts}")
-    assert case.kind == SAFE
-    result = run_test(case.spec(1, runs, TIME_LIMIT, network))
+    assert is_safe(case)
+    result = run_test(case.with_options(time_limit=TIME_LIMIT, network=network).spec(1, runs))
     assert result.valid is True, result.results
     faults = result.results["faults"].values()
     assert sum(t["applied"] for t in faults) >= 1 and not any(t["errors"] for t in faults)
@@ -53,20 +54,22 @@ def test_reduced_matrix(case, network, tmp_path):
 def test_the_matrix_covers_every_planted_bug():
     from refnode.config import BUGS
 
-    assert {c.bug for c in MATRIX if c.kind == BUG} - {None} == set(BUGS)
-    assert len([c for c in MATRIX if c.kind == SAFE]) >= 4
+    rows = matrix().rows
+    assert {c.bug for c in rows if is_bug(c)} - {None} == set(BUGS)
+    assert len([c for c in rows if is_safe(c)]) >= 4
 
 
 def test_the_headline_runs_every_planted_bug_as_a_plain_campaign():
     from refnode.config import BUGS
 
-    plain = [c for c in MATRIX if c.plain]
-    assert {c.bug for c in plain if c.kind == BUG} == set(BUGS)
-    assert MATRIX[:len(plain)] == plain                  # the headline comes first
+    rows = matrix().rows
+    plain = [c for c in rows if c.group == PLAIN]
+    assert {c.bug for c in plain if is_bug(c)} == set(BUGS)
+    assert rows[:len(plain)] == plain                    # the headline comes first
     for case in plain:
         # Nothing a user would not give: no fault options, no interval, no timings.
-        assert set(case.options) <= {"time_limit", "nemesis", "system_options", "workload"}
-        assert set(case.options["system_options"]) <= {"bug", "read_mode", "replication"}
+        assert set(case.options) <= {"time_limit", "nemesis", "system", "workload"}
+        assert set(case.options["system"]) <= {"name", "bug", "read_mode", "replication"}
         assert case.options["time_limit"] == 60.0
 
 
@@ -79,7 +82,7 @@ def test_the_hardest_planted_bugs_are_caught_by_their_checker(label, checker, tm
     (case,) = select([label])
     outcomes = []
     for seed in (1, 2):
-        result = run_test(case.spec(seed, str(tmp_path / "runs"), None))
+        result = run_test(case.spec(seed, str(tmp_path / "runs")))
         outcomes.append(result.results["checkers"][checker]["valid"])
         if outcomes[-1] is False:
             return
