@@ -80,8 +80,9 @@ def register(sub) -> None:
 
 
 def runs_directory(text: str) -> Path:
-    """RUNS_DIR checked; UsageError when it does not exist, is not a directory, is a run
-    itself, or holds no run."""
+    """RUNS_DIR checked; UsageError when it does not exist, is not a directory, or is a run
+    itself. A directory with no runs yet (a fresh checkout's runs/) is a runs directory with
+    nothing in it."""
     path = Path(text)
     if not path.exists():
         raise cli.UsageError(f"{path}: no such directory")
@@ -90,9 +91,6 @@ def runs_directory(text: str) -> Path:
     if is_run_dir(path):
         raise cli.UsageError(f"{path}: a run directory, not a directory of runs (give the "
                              f"directory it is in, or compare it with --compare)")
-    if not find_runs(path):
-        raise cli.UsageError(f"{path}: not a runs directory (no run directories below it: "
-                             f"<test>/<time>-s<seed>/ with test.json and history.jsonl)")
     return path
 
 
@@ -120,6 +118,9 @@ def runs(args: argparse.Namespace) -> int:
     listed = list_runs(root)
     if args.json:
         print(json.dumps({"runs_dir": str(root), "runs": [r.to_json() for r in listed]}))
+    elif not listed:
+        report.out.print(f"no runs in {escape(str(root))} (a run directory is "
+                         f"<test>/<time>-s<seed>/ with test.json and history.jsonl)")
     else:
         _print_runs(root, listed)
     return cli.VALID

@@ -287,13 +287,21 @@ def test_compare_sets_verdicts_figures_faults_and_settings_side_by_side(tmp_path
     assert code == 0 and "isolate-leader x2" in out and "INVALID" in out
 
 
+def test_a_runs_directory_with_no_runs_yet_lists_none(tmp_path, capsys):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "README.md").write_text("runs go here")
+    code, out, _ = faultline(capsys, "runs", str(tmp_path / "runs"))
+    assert code == 0 and "no runs in" in out
+    code, out, _ = faultline(capsys, "runs", str(tmp_path / "runs"), "--json")
+    assert code == 0 and json.loads(out)["runs"] == []
+
+
 # Bad input: one line, exit 3, no traceback
 
 @pytest.mark.parametrize("args, fragment", [
     (["{missing}"], "no such directory"),
     (["{file}"], "not a directory"),
     (["{run}"], "a run directory, not a directory of runs"),
-    (["{empty}"], "not a runs directory"),
     (["{root}", "--prune", "--older-than", "7 days"], "not a duration"),
     (["{root}", "--prune", "--older-than", "0d"], "not a duration"),
     (["{root}", "--prune", "--keep", "0"], "--keep must be 1 or more"),
