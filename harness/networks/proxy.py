@@ -19,7 +19,6 @@ Unprivileged: everything listens on 127.0.0.1.
 
 from __future__ import annotations
 
-import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,6 +28,7 @@ from harness.networks.base import (DROP, LATENCY, PARTITION, REFUSE, Change, Lin
                                    Placement)
 from toxiproxy.exceptions import NotFound, ProxyExists
 
+from harness.ports import release, reserve
 from harness.proxy.client import BoundProxy
 from harness.proxy.process import ProxyServerProcess, start_proxy_server
 
@@ -46,18 +46,6 @@ def client_link(node: str) -> str:
 def peer_link(src: str, dst: str) -> str:
     """The name of the proxy `src` uses to reach `dst`."""
     return f"{src}_to_{dst}"
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct ports the kernel had free a moment ago, on 127.0.0.1."""
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 class ProxyNetwork(Network):
@@ -79,6 +67,7 @@ class ProxyNetwork(Network):
         self._refused: set[Link] = set()
         self._state_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(API_THREADS, thread_name_prefix="toxiproxy-api")
+        self._ports: list[int] = []
 
     @classmethod
     def features(cls) -> frozenset[str]:
@@ -89,8 +78,9 @@ class ProxyNetwork(Network):
     def start(self) -> dict[str, Placement]:
         """Start the proxy server and create every link proxy (one `/populate` request).
 
-        Every port of the cluster is chosen at once, nodes' and proxies' alike: ports handed
-        out one by one could collide (a proxy on port 0 may get a node's chosen port)."""
+        Every port of the cluster is reserved at once, nodes' and proxies' alike, from below
+        the kernel's ephemeral range (`harness.ports`): ports handed out one by one could
+        collide (a proxy on port 0 may get a node's chosen port), and so could two runs'."""
         if self.server is None:
             self.server = start_proxy_server(prefer_real=self.prefer_real_proxy,
                                              log_path=self.run_dir / PROXY_LOG)
@@ -98,7 +88,7 @@ class ProxyNetwork(Network):
                 self.registry.add(self.server.pid, "proxy server")
         self.api = self.server.client()
         n = len(self.nodes)
-        ports = free_ports(2 * n + n * n)
+        ports = self._ports = reserve(2 * n + n * n)
         own_client = {node: f"127.0.0.1:{ports[2 * i]}" for i, node in enumerate(self.nodes)}
         own_peer = {node: f"127.0.0.1:{ports[2 * i + 1]}" for i, node in enumerate(self.nodes)}
         self.create(own_client, own_peer, listen_ports=ports[2 * n:])
@@ -125,13 +115,17 @@ class ProxyNetwork(Network):
             self.proxies[proxy.name] = proxy
 
     def close(self) -> None:
-        """Stop the API threads and the server this network started (idempotent)."""
+        """Stop the API threads and the server this network started, and give its ports
+        back (idempotent)."""
         self._pool.shutdown(wait=True)
         if self.api is not None:
             self.api.close()
         if self._owns_server and self.server is not None:
             self.server.stop()
             self.server = None
+        if self._ports:
+            release(self._ports)
+            self._ports = []
 
     # --- changes ---------------------------------------------------------------------------
 

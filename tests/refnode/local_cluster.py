@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness.networks.proxy import free_ports
+from harness.ports import release, reserve
 from harness.processes import Supervisor
 from refnode.client import RefnodeClient
 from refnode.config import ClusterConfig
@@ -22,7 +22,7 @@ class LocalCluster:
                  client_limits: dict | None = None, **config):
         self.directory = directory
         self.ids = [f"n{i}" for i in range(1, size + 1)]
-        ports = free_ports(2 * size)
+        ports = self._ports = reserve(2 * size)
         self.client_addresses = {n: f"127.0.0.1:{ports[2 * i]}" for i, n in enumerate(self.ids)}
         peer_addresses = {n: f"127.0.0.1:{ports[2 * i + 1]}" for i, n in enumerate(self.ids)}
         nodes = {n: {"client": self.client_addresses[n], "peer": peer_addresses[n],
@@ -49,6 +49,7 @@ class LocalCluster:
 
     def __exit__(self, *exc) -> None:
         self.supervisor.close()
+        release(self._ports)
 
     def client(self, node: str | None = None, **options) -> RefnodeClient:
         return RefnodeClient(self.client_addresses, node or self.ids[0],
