@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -146,14 +147,32 @@ def run(args: argparse.Namespace) -> int:
         combined.update({k: recorded[k] for k in RECORDED_BY_THE_RUN if k in recorded})
         combined.update(placement(results, history))
         store.write_json(run_dir / store.RESULTS_FILE, combined)
+        report_path = _rebuild_report(run_dir)
+    else:
+        report_path = None
     if args.json:
         print(json.dumps(combined, default=str))
     else:
         report.print_results(combined, results, written=run_dir / store.RESULTS_FILE if run_dir
                              else None)
+        if report_path is not None:
+            report.out.print(f"report written to {report_path}")
     if combined["valid"] is True and combined.get("liveness", {}).get("recovered") is False:
         return cli.LIVENESS           # safe, but the run's cluster never recovered
     return exit_code(combined["valid"])
+
+
+def _rebuild_report(run_dir: Path) -> Path | None:
+    """The run's report.html, following the new verdicts; one that cannot be built (even
+    for want of its modules) is a warning line and None, never another exit code."""
+    try:
+        from harness.report_html import build_quietly
+    except Exception as exc:  # noqa: BLE001 - results.json is written; the verdict stands
+        logging.getLogger("faultline.report").warning(
+            "faultline: warning: no report.html for %s: %s: %s", run_dir,
+            type(exc).__name__, exc)
+        return None
+    return build_quietly(run_dir)
 
 
 # Parts of a run's results.json that only the run could know, kept by a re-check.

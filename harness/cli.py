@@ -42,8 +42,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The full parser, with every subcommand registered; `argv` is the command line it is
     for (`run` takes the flags of the system it names)."""
-    from harness import (campaign_command, check_command, proxy_command, run_command,
-                         systems_command, validate_command)
+    from harness import (campaign_command, check_command, proxy_command, report_command,
+                         run_command, systems_command, validate_command)
 
     parser = _Parser(prog="faultline",
                      description="Fault-injection testing and history checking for replicated "
@@ -53,6 +53,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     check_command.register(sub)
+    report_command.register(sub)
     run_command.register(sub, argv)
     validate_command.register(sub)
     campaign_command.register(sub)

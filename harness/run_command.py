@@ -361,4 +361,6 @@ def print_summary(result: RunResult) -> None:
               f"{sum(result.counts.get(k, 0) for k in ('ok', 'fail', 'info')):,} operations "
               f"in {result.elapsed:.1f} s")
     out.print(f"run directory: {result.run_dir}")
+    if (result.run_dir / "report.html").exists():
+        out.print(f"report: {result.run_dir / 'report.html'}")
     out.print(f"replay: {result.replay_command}")

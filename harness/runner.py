@@ -10,6 +10,7 @@ Phases, as in Jepsen and TigerBeetle's VOPR:
 
 from __future__ import annotations
 
+import logging
 import random
 import secrets
 import sys
@@ -172,9 +173,24 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
     combined["seed"] = seed
     combined.update(placement(results, recorder.events))
     store.write_json(run_dir / store.RESULTS_FILE, combined)
-    return RunResult(run_dir, seed, combined["valid"], liveness, combined,
-                     time.monotonic() - started, dict(recorder.counts),
-                     (spec.system_options or {}).get("bug"))
+    elapsed = time.monotonic() - started
+    _build_report(run_dir)
+    return RunResult(run_dir, seed, combined["valid"], liveness, combined, elapsed,
+                     dict(recorder.counts), (spec.system_options or {}).get("bug"))
+
+
+def _build_report(run_dir: Path) -> None:
+    """The run's report.html, once results.json is on disk. A report is for reading: one
+    that cannot be built, even for want of its modules, is a warning line, never a lost run
+    or a changed verdict."""
+    try:
+        from harness.report_html import build_quietly
+    except Exception as exc:  # noqa: BLE001 - the run is done and stored; it stays so
+        logging.getLogger("faultline.report").warning(
+            "faultline: warning: no report.html for %s: %s: %s", run_dir,
+            type(exc).__name__, exc)
+        return
+    build_quietly(run_dir)
 
 
 def _reporter(on_progress, spec: TestSpec, recorder: Recorder, started: float):
