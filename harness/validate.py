@@ -31,8 +31,9 @@ REDUCED = ["plain-early-ack", "plain-no-fsync", "plain-quorum-leader"]
 
 @lru_cache(maxsize=1)
 def matrix() -> Campaign:
-    """The shipped matrix, checked."""
-    return load(VALIDATE_FILE)
+    """The shipped matrix; its rows' tests are checked by whoever runs them (a row this
+    machine cannot run, such as one on network namespaces without root, is left out then)."""
+    return load(VALIDATE_FILE, check=False)
 
 
 def select(names: list[str] | None) -> list[Row]:

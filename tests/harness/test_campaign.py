@@ -256,13 +256,17 @@ def _nothing_left(tmp_path: Path) -> None:
 distributed = pytest.importorskip("distributed", reason="Dask's distributed is not installed")
 
 
-@pytest.fixture
-def dask_cluster():
+def _local_dask_cluster():
     """A real LocalCluster: two worker processes, each offering one faultline run at a
     time."""
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  resources={"faultline": 1}, dashboard_address=None,
-                                  silence_logs=40) as cluster:
+    return distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                    resources={"faultline": 1}, dashboard_address=None,
+                                    silence_logs=40)
+
+
+@pytest.fixture
+def dask_cluster():
+    with _local_dask_cluster() as cluster:
         yield cluster
 
 
@@ -383,9 +387,7 @@ needed = 1
 def test_ten_runs_of_20_s_show_what_each_row_expects(tmp_path, where):
     path = _file(tmp_path, TEN)
     if where == "dask":
-        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                      resources={"faultline": 1}, dashboard_address=None,
-                                      silence_logs=40) as cluster:
+        with _local_dask_cluster() as cluster:
             done = _faultline("campaign", str(path), "--scheduler", cluster.scheduler_address,
                               "--runs-dir", "runs", "--junit", "junit.xml", cwd=tmp_path,
                               timeout=900)

@@ -59,6 +59,14 @@ def test_the_matrix_covers_every_planted_bug():
     assert len([c for c in rows if is_safe(c)]) >= 4
 
 
+@pytest.mark.skipif(not may_make_namespaces(), reason="the etcd and Redis rows need root")
+def test_every_row_of_the_shipped_matrix_is_a_test_faultline_accepts():
+    from harness.campaign import load
+    from harness.validate import VALIDATE_FILE
+
+    assert len(load(VALIDATE_FILE, check=True).rows) == len(matrix().rows)
+
+
 def test_the_headline_runs_every_planted_bug_as_a_plain_campaign():
     from refnode.config import BUGS
 
