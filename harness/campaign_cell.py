@@ -108,6 +108,9 @@ def main() -> int:
     except KeyboardInterrupt:
         return 130
     cell = json.loads(sys.stdin.read())
+    # Only the outcome goes to stdout (a pipe the campaign reads once the run has ended:
+    # anything more could fill it and stall the run); whatever the run prints goes to stderr.
+    outcome_stream, sys.stdout = sys.stdout, sys.stderr
     try:
         found = run_cell(cell)
     except KeyboardInterrupt:
@@ -117,7 +120,7 @@ def main() -> int:
 
             shutil.rmtree(cell["runs_dir"], ignore_errors=True)
         return 130
-    print(json.dumps(found), flush=True)
+    print(json.dumps(found), file=outcome_stream, flush=True)
     return 0
 
 
