@@ -8,7 +8,11 @@ The cell arrives as JSON on stdin; the outcome leaves as one JSON line on stdout
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
+import shutil
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -85,43 +89,50 @@ def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
                    elapsed=time.monotonic() - started)
 
 
+PARENT_ENV = "FAULTLINE_CELL_PARENT"      # the pid of the process that started the cell
+
+
 def end_with_parent() -> None:
     """If the campaign (or the Dask worker) that started this process dies, this process
     gets SIGINT and stops its run as on Ctrl-C, cleaning up, rather than running on as an
     orphan (Linux's parent-death signal; set here rather than between fork and exec, which
-    is unsafe in a threaded parent such as a Dask worker)."""
-    import ctypes
-    import os
-    import signal
-
-    parent = os.getppid()
+    is unsafe in a threaded parent such as a Dask worker). KeyboardInterrupt at once when
+    the parent named by PARENT_ENV is gone already (it died while this one started)."""
     pr_set_pdeathsig = 1
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGINT)
-    if os.getppid() != parent:          # it died before the signal was asked for
+    if not parent_alive():
         raise KeyboardInterrupt
 
 
+def parent_alive() -> bool:
+    """Whether the process that started this cell is still its parent."""
+    expected = os.environ.get(PARENT_ENV)
+    return expected is None or os.getppid() == int(expected)
+
+
 def main() -> int:
-    """Read a cell from stdin, run it, print its outcome as one JSON line."""
-    try:
-        end_with_parent()
-    except KeyboardInterrupt:
-        return 130
+    """Read a cell from stdin, run it, print its outcome as one JSON line. A cell in a
+    worker's scratch directory leaves nothing behind when its worker is gone."""
     cell = json.loads(sys.stdin.read())
     # Only the outcome goes to stdout (a pipe the campaign reads once the run has ended:
     # anything more could fill it and stall the run); whatever the run prints goes to stderr.
     outcome_stream, sys.stdout = sys.stdout, sys.stderr
     try:
+        end_with_parent()
         found = run_cell(cell)
     except KeyboardInterrupt:
-        if cell.get("scratch"):
-            # Nobody is left to collect it (a Dask worker died): leave no trace.
-            import shutil
-
-            shutil.rmtree(cell["runs_dir"], ignore_errors=True)
+        _drop_scratch(cell)
+        return 130
+    if not parent_alive():
+        _drop_scratch(cell)          # nobody is left to collect it
         return 130
     print(json.dumps(found), file=outcome_stream, flush=True)
     return 0
+
+
+def _drop_scratch(cell: dict[str, Any]) -> None:
+    if cell.get("scratch"):
+        shutil.rmtree(cell["runs_dir"], ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Running a campaign's cells: here, several at once, or as tasks on a Dask cluster.
 
 Each cell runs in a process of its own (`python -m harness.campaign_cell`), so runs at once
-never share a process; their ports come from the kernel, their namespaces' subnets are chosen
-under a machine-wide lock, and each has its own run directory. `run_here` keeps `jobs` of them
+never share a process; their ports are reserved in a machine-wide table (`harness.ports`),
+their namespaces' subnets are chosen under a machine-wide lock, and each has its own run
+directory. `run_here` keeps `jobs` of them
 going; `run_on_dask` hands each to a Dask worker with a `faultline` resource (one run per
 worker at a time), which runs it the same way and sends back its run directory, unpacked into
 the local campaign directory. A cell is never dropped: whatever happens to it (a run that
@@ -16,6 +17,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from harness.campaign import Cell
-from harness.campaign_cell import COULD_NOT_RUN, outcome
+from harness.campaign_cell import COULD_NOT_RUN, PARENT_ENV, outcome
 
 NOT_RUN = "not-run"
 RESOURCE = "faultline"          # the Dask worker resource a run takes (workers offer 1)
@@ -34,9 +36,13 @@ Done = Callable[[Cell, dict[str, Any]], None]
 
 def cell_process(**options) -> subprocess.Popen:
     """A process running one cell (`harness.campaign_cell`), its cell to be written to its
-    stdin; it stops its run if this process dies (see `campaign_cell.end_with_parent`)."""
+    stdin; it stops its run if this process dies (see `campaign_cell.end_with_parent`). In a
+    session of its own, so that a terminal's Ctrl-C reaches the campaign alone, which then
+    interrupts each run exactly once (a second interrupt could cut a run's cleanup short)."""
+    env = dict(os.environ, **{PARENT_ENV: str(os.getpid())})
     return subprocess.Popen([sys.executable, "-m", "harness.campaign_cell"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, **options)
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                            start_new_session=True, **options)
 
 
 def cell_data(cell: Cell, runs_dir: Path) -> dict[str, Any]:
@@ -112,8 +118,11 @@ def _collected(process: subprocess.Popen, log: Path, cell: Cell,
 
 
 def _interrupt(processes: list[subprocess.Popen], grace: float = 30.0) -> None:
-    """Ctrl-C reached our process group, so each run is already stopping; wait for them to
-    clean up, then kill what is left."""
+    """Interrupt each run once (as Ctrl-C would), wait for them to clean up, then kill
+    what is left."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
     deadline = time.monotonic() + grace
     for process in processes:
         try:
