@@ -97,6 +97,16 @@ seeds = 4
     assert len(campaign.cells()) == 8 * 3 + 4
 
 
+def test_a_row_over_other_seeds_scales_its_target_and_takes_overrides(tmp_path):
+    (row,) = load(_file(tmp_path, "[[row]]\nlabel = 'a'\nseeds = 5\nneeded = 4\n"
+                                  "time_limit = 20\n")).rows
+    assert row.with_seeds(2).seeds == (1, 2) and row.with_seeds(2).needed == 2
+    assert row.with_seeds(10, first=3).seeds[0] == 3 and row.with_seeds(10).needed == 8
+    assert row.with_seeds(1).needed == 1
+    shorter = row.with_options(time_limit=5.0, network=None)
+    assert shorter.spec(1, "runs").time_limit == 5.0 and row.options["time_limit"] == 20
+
+
 @pytest.mark.parametrize("text, fragment", [
     ("[campaign]\nnmae = 'x'\n[[row]]\nlabel = 'a'\n", "[campaign]: unknown key nmae"),
     ("[[rows]]\nlabel = 'a'\n", "unknown table rows"),
