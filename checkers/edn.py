@@ -21,6 +21,7 @@ from edn_format import Keyword, Symbol, edn_lex
 from checkers.history import NEMESIS, TYPES, HistoryError, Op
 
 _TYPE_NAMES = ", ".join(TYPES)
+TXN = "txn"
 _KEYWORD_RE = re.compile(edn_lex.KEYWORD)
 _OPENERS = frozenset({"VECTOR_START", "LIST_START", "MAP_START", "SET_START"})
 _CLOSERS = frozenset({"VECTOR_END", "LIST_END", "MAP_OR_SET_END"})
@@ -170,7 +171,8 @@ def read_edn(path: str | os.PathLike, *, tuple_keys: bool | None = None) -> list
       others, with `tuple_keys` the value is Jepsen's `independent` `[key value]` tuple, split
       into key and value; `tuple_keys=None` detects it: tuples when every non-nemesis op
       without `:key` has a 2-element vector value (a plain register's read invocation has nil,
-      so it is never mistaken for one).
+      so it is never mistaken for one). A transaction's value (`:f :txn`, a list of
+      micro-ops such as ``[[:r 5 nil] [:append 5 3]]``) is never taken for a tuple.
     - `Op.line` is the line where the op's map starts.
 
     Raises `HistoryError` with the file and line for unreadable or unparsable EDN, an element
@@ -210,7 +212,7 @@ def ops_from_maps(elements: Iterable[Any], source: str, lines: list[int] | None 
     for position, op_fields in enumerate(fields):
         key, value = op_fields["key"], op_fields["value"]
         where = op_fields["where"]
-        if split and not op_fields["has_key"] and op_fields["process"] != NEMESIS:
+        if split and _keyless(op_fields):
             key, value = value
             if key is not None and type(key) not in (str, int):
                 raise _error(f"the key of a [key value] tuple must be a string, an integer "
@@ -229,8 +231,7 @@ def ops_from_maps(elements: Iterable[Any], source: str, lines: list[int] | None 
 
 
 def _decide_tuples(fields: list[dict], source: str, tuple_keys: bool | None) -> bool:
-    candidates = [op_fields for op_fields in fields
-                  if not op_fields["has_key"] and op_fields["process"] != NEMESIS]
+    candidates = [op_fields for op_fields in fields if _keyless(op_fields)]
     if tuple_keys is None:
         return bool(candidates) and all(_is_tuple(c["value"]) for c in candidates)
     if tuple_keys:
@@ -239,6 +240,14 @@ def _decide_tuples(fields: list[dict], source: str, tuple_keys: bool | None) -> 
                 raise _error(f"expected a [key value] tuple, got {_show(c['value'])}", source,
                              c["where"], "value")
     return tuple_keys
+
+
+def _keyless(op_fields: dict) -> bool:
+    """A client op whose value may be an `independent` [key value] tuple. A transaction's
+    value (f :txn, Elle's list-append) is a list of micro-ops, never a tuple, even when it
+    holds two of them."""
+    return (not op_fields["has_key"] and op_fields["process"] != NEMESIS
+            and op_fields["f"] != TXN)
 
 
 def _is_tuple(value: Any) -> bool:

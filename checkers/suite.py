@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 from checkers.election import check_election_safety
 from checkers.history import OK, READ_FS, Op, client_events
 from checkers.linearizability import Budget, Progress, check_linearizable
+from checkers.list_append import check_list_append
 from checkers.lost_writes import check_register_lost_writes, check_set, check_set_full
 from checkers.models import ADDS, WRITES, Model, make_model
 from checkers.result import Result, combine
@@ -34,6 +35,8 @@ class Settings:
     source: str | None = None
     observations: list[dict[str, Any]] | None = None
     progress: Progress | None = None     # of the linearizability check, key by key
+    # list-append: the consistency models to judge transactions by
+    consistency_models: tuple[str, ...] = ("strict-serializable",)
 
 
 def _linearizable(history: Sequence[Op], s: Settings) -> Result:
@@ -51,15 +54,18 @@ CHECKERS: dict[str, Callable[[Sequence[Op], Settings], Result]] = {
     "staleness": lambda h, s: check_staleness(list(h)),
     "stats": lambda h, s: check_stats(list(h)),
     "election-safety": lambda h, s: check_election_safety(s.observations),
+    "list-append": lambda h, s: check_list_append(h, s.consistency_models, source=s.source),
 }
 DEFAULT_CHECKERS = ("linearizable", "stats")
 SET_CHECKERS = ("set-full", "stats")
+TXN_CHECKERS = ("list-append", "stats")
 
 
 def choose_checkers(history: Sequence[Op]) -> list[str]:
-    """The checkers fit for what `history` holds: set-full and stats for a set workload (adds,
-    reads of whole sets); otherwise linearizability and stats, and the session checks too when
-    every ok read and write carries a version (as a store that reports them gives)."""
+    """The checkers fit for what `history` holds: list-append and stats for transactions
+    (f "txn"); set-full and stats for a set workload (adds, reads of whole sets); otherwise
+    linearizability and stats, and the session checks too when every ok read and write carries
+    a version (as a store that reports them gives)."""
     fs: set[str] = set()
     versioned = seen = 0
     for op in client_events(history):
@@ -67,6 +73,8 @@ def choose_checkers(history: Sequence[Op]) -> list[str]:
         if op.type == OK and op.f in READ_FS | WRITES:
             seen += 1
             versioned += op.version is not None
+    if fs == {"txn"}:
+        return list(TXN_CHECKERS)
     if ADDS & fs and fs <= ADDS | READ_FS:
         return list(SET_CHECKERS)
     names = ["linearizable"]

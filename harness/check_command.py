@@ -13,6 +13,7 @@ from checkers.election import load_observations
 from checkers.formats import FORMATS, load_history
 from checkers.history import client_events
 from checkers.linearizability import Budget
+from checkers.list_append import MODELS as LIST_APPEND_MODELS
 from checkers.models import FAILED_CAS, MODELS, NIL_READS, make_model
 from checkers.suite import (CHECKERS, DEFAULT_CHECKERS, Settings, choose_checkers, run_checkers,
                             unknown_checkers)
@@ -68,6 +69,10 @@ def register(sub) -> None:
                    help="worker processes for independent keys (default: by history size)")
     p.add_argument("--session-scope", choices=["key", "global"], default="key",
                    help="compare session versions per key, or across keys (a global log index)")
+    p.add_argument("--consistency-model", action="append", metavar="MODEL",
+                   help=f"list-append: a consistency model to judge transactions by, repeatable "
+                        f"or comma-separated; one of {', '.join(LIST_APPEND_MODELS)} (default "
+                        f"strict-serializable)")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object with a top-level 'valid' instead of tables")
     p.set_defaults(handler=run)
@@ -121,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
                         budget=_budget(args), workers=args.workers, method=args.method,
                         timed_out_fail=args.timed_out_fail, session_scope=args.session_scope,
                         source=str(history_path), observations=_observations(run_dir))
+    if args.consistency_model:
+        settings.consistency_models = tuple(_checker_names(args.consistency_model))
 
     load_options = {} if args.tuple_keys is None else {"tuple_keys": args.tuple_keys}
     with report.status(f"reading {history_path}", quiet=args.json):
