@@ -25,9 +25,9 @@
     expect = "invalid"
     needed = 4                 # seeds that must show it (default: every seed)
 
-A row's runs are its cells, one per seed. `load` checks the whole file, and every cell's test
-(the system takes the workload, the faults, the options) before anything runs: a mistake is
-one `CampaignError` line naming the file and the row.
+A row's runs are its cells, one per seed. `load` checks the whole file, and every row's test
+(the system takes the workload, the faults, the options; seeds change none of that) before
+anything runs: a mistake is one `CampaignError` line naming the file and the row.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import dataclasses
 import itertools
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,9 @@ ROW_KEYS = ("label", "expect", "needed", "seeds", "group")
 # A matrix block's axes: each a list whose elements vary from row to row.
 AXES = ("system", "workload", "nemesis")
 DEFAULT_SEEDS = 5
+MOST_SEEDS = 10_000             # per row: beyond, a typo rather than a campaign
+# Names a campaign's directory holds beside its rows' directories.
+RESERVED_LABELS = ("latest", "cells", "campaign.json", "index.html")
 DEFAULT_JOBS = 1
 
 
@@ -108,12 +111,14 @@ class Cell:
 
 @dataclass
 class Campaign:
+    """A campaign's rows and how to run them: `jobs` at once here, none started after
+    `budget` seconds; `source` names the file it came from."""
+
     name: str
     rows: list[Row]
     jobs: int = DEFAULT_JOBS
     budget: float | None = None     # seconds
     source: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def cells(self) -> list[Cell]:
         """Every run, row by row, seeds in order."""
@@ -152,7 +157,8 @@ def parse(data: dict[str, Any], where: str, only: list[str] | None = None,
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise CampaignError(f"{where}: [campaign] name must be letters, digits, '.', '_' or "
                             f"'-', got {name!r}")
-    seeds = _positive_int(head.get("seeds", DEFAULT_SEEDS), f"{where}: [campaign] seeds")
+    seeds = _positive_int(head.get("seeds", DEFAULT_SEEDS), f"{where}: [campaign] seeds",
+                          MOST_SEEDS)
     first_seed = _non_negative_int(head.get("first_seed", 1), f"{where}: [campaign] first_seed")
     jobs = _positive_int(head.get("jobs", DEFAULT_JOBS), f"{where}: [campaign] jobs")
     budget = parse_duration(head["budget"], f"{where}: [campaign] budget") \
@@ -222,12 +228,15 @@ def _row(block: dict[str, Any], defaults: dict[str, Any], seeds: int, first_seed
     if not isinstance(label, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", label):
         raise CampaignError(f"{where}: label must be letters, digits, '.', '_', '+' or '-' (it "
                             f"names the row's runs), got {label!r}")
+    if label in RESERVED_LABELS:
+        raise CampaignError(f"{where}: label {label} names a file of the campaign's own "
+                            f"directory; choose another")
     where = f"{where} ({label})"
     expect = block.get("expect", VALID)
     if expect not in EXPECTATIONS:
         raise CampaignError(f"{where}: expect must be one of {', '.join(EXPECTATIONS)}, got "
                             f"{expect!r}")
-    count = _positive_int(block.get("seeds", seeds), f"{where}: seeds")
+    count = _positive_int(block.get("seeds", seeds), f"{where}: seeds", MOST_SEEDS)
     needed = _positive_int(block.get("needed", count), f"{where}: needed")
     if needed > count:
         raise CampaignError(f"{where}: needed ({needed}) is more than its seeds ({count})")
@@ -292,9 +301,11 @@ def _no_unknown(table: dict[str, Any], known: tuple[str, ...], where: str) -> No
                             f"{', '.join(known)}")
 
 
-def _positive_int(value: Any, where: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise CampaignError(f"{where} must be an integer >= 1, got {value!r}")
+def _positive_int(value: Any, where: str, most: int | None = None) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1 or \
+            (most is not None and value > most):
+        bound = f" and <= {most}" if most is not None else ""
+        raise CampaignError(f"{where} must be an integer >= 1{bound}, got {value!r}")
     return value
 
 

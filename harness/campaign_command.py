@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from harness import cli, report
@@ -47,8 +49,11 @@ def register(sub) -> None:
 
 
 def campaign_command(args: argparse.Namespace) -> int:
+    """Carry out `faultline campaign`; returns the exit code (see `exit_code`)."""
+    # SIGTERM (a CI job cancelled) stops the runs as Ctrl-C does, each cleaning up.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        campaign = load(args.file, args.rows or None)
+        campaign = load(args.file, args.rows or None, check=not args.scheduler)
         if args.budget is not None:
             campaign.budget = parse_duration(args.budget, "--budget")
     except CampaignError as exc:
@@ -58,7 +63,12 @@ def campaign_command(args: argparse.Namespace) -> int:
             raise cli.UsageError(f"--jobs must be 1 or more, got {args.jobs}")
         campaign.jobs = args.jobs
     check_runs_dir(args.runs_dir)
-    _check_available(campaign)
+    if args.junit is not None and not args.junit.parent.is_dir():
+        raise cli.UsageError(f"--junit {args.junit}: no directory {args.junit.parent} to "
+                             f"write it in")
+    if not args.scheduler:
+        # On Dask the workers run the tests: what they need is checked where they run.
+        _check_available(campaign)
     client = None
     if args.scheduler:
         try:
@@ -91,8 +101,7 @@ def execute(campaign: Campaign, runs_dir: Path, *, client=None, scheduler: str |
     (and the JUnit file `junit`, and index.html); returns the directory and the rows'
     summaries (`summarise`)."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    campaign_dir = (runs_dir / campaign.name / stamp).resolve()
-    campaign_dir.mkdir(parents=True, exist_ok=True)
+    campaign_dir = _new_directory((runs_dir / campaign.name).resolve(), stamp)
     cells = campaign.cells()
     where = f"on the Dask cluster at {scheduler}" if client else \
         f"{campaign.jobs} at a time"
@@ -100,34 +109,60 @@ def execute(campaign: Campaign, runs_dir: Path, *, client=None, scheduler: str |
                      f"{where}; into {campaign_dir}")
     started = time.monotonic()
     done = 0
+    collected: dict[str, dict[str, Any]] = {}
 
     def on_done(cell: Cell, found: dict[str, Any]) -> None:
         nonlocal done
         done += 1
+        collected[cell.key] = found
         place = found.get("run_dir")
         if place and Path(place).is_relative_to(campaign_dir):
             place = Path(place).relative_to(campaign_dir)
         report.err.print(f"[{done}/{len(cells)}] {cell.row.label} seed {cell.seed}: "
                          f"{_word(found, cell.row.expect)}, {found.get('elapsed', 0):.1f} s, "
-                         f"{place or found.get('error', '')}")
+                         f"{escape(str(place or found.get('error', '')))}")
 
-    if client is not None:
-        with client:
-            outcomes = run_on_dask(cells, campaign_dir, client, campaign.budget, on_done)
-    else:
-        outcomes = run_here(cells, campaign_dir, campaign.jobs, campaign.budget, on_done)
-    rows = summarise(campaign, outcomes)
-    data = {"name": campaign.name, "file": campaign.source, "directory": str(campaign_dir),
-            "started": stamp, "seconds": round(time.monotonic() - started, 1),
-            "jobs": None if client else campaign.jobs, "scheduler": scheduler,
-            "budget_seconds": campaign.budget, "rows": rows}
-    (campaign_dir / CAMPAIGN_FILE).write_text(json.dumps(data, indent=1))
+    def summary(outcomes: dict[str, dict[str, Any]], **extra: Any) -> list[dict]:
+        rows = summarise(campaign, outcomes)
+        data = {"name": campaign.name, "file": campaign.source,
+                "directory": str(campaign_dir), "started": stamp,
+                "seconds": round(time.monotonic() - started, 1),
+                "jobs": None if client else campaign.jobs, "scheduler": scheduler,
+                "budget_seconds": campaign.budget, **extra, "rows": rows}
+        (campaign_dir / CAMPAIGN_FILE).write_text(json.dumps(data, indent=1))
+        return rows
+
+    try:
+        if client is not None:
+            with client:
+                outcomes = run_on_dask(cells, campaign_dir, client, campaign.budget, on_done)
+        else:
+            outcomes = run_here(cells, campaign_dir, campaign.jobs, campaign.budget, on_done)
+    except BaseException:
+        # Interrupted (Ctrl-C, SIGTERM) or failed: what finished is kept on record.
+        summary(collected, interrupted=True)
+        raise
+    rows = summary(outcomes)
     if junit:
         from harness.campaign_junit import write_junit
 
-        write_junit(junit, campaign, outcomes, {r["label"]: r["status"] == MET for r in rows})
+        write_junit(junit, campaign, outcomes, {r["label"]: r["status"] for r in rows})
     _write_index(campaign_dir)
     return campaign_dir, rows
+
+
+def _new_directory(parent: Path, stamp: str) -> Path:
+    """A new directory `parent/stamp` (with -2, -3... when a campaign of the same name
+    started in the same second)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    candidate, suffix = parent / stamp, 1
+    while True:
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            suffix += 1
+            candidate = parent / f"{stamp}-{suffix}"
 
 
 def exit_code(rows: list[dict]) -> int:
@@ -146,11 +181,14 @@ def summarise(campaign: Campaign, outcomes: dict[str, dict[str, Any]]) -> list[d
     some runs could not run or never started)."""
     rows = []
     for row in campaign.rows:
-        runs = [dict(outcomes.get(f"{row.label} seed {seed}") or
+        runs = [dict(outcomes.get(Cell(row, seed).key) or
                      {"status": NOT_RUN, "error": "not run"}, seed=seed) for seed in row.seeds]
         shown = sum(1 for r in runs if r.get("status") == RAN and r.get("shows"))
         ran = sum(1 for r in runs if r.get("status") == RAN)
-        status = MET if shown >= row.needed else MISSED if ran == len(runs) else SHORT
+        # Missed as soon as the runs that did not run could not make up the shortfall: a
+        # failed seed must not hide behind another that could not run.
+        status = MET if shown >= row.needed else \
+            MISSED if shown + (len(runs) - ran) < row.needed else SHORT
         firsts = sorted(r["first_violation_seconds"] for r in runs
                         if r.get("first_violation_seconds") is not None)
         caught_by = sorted({name for r in runs for name in r.get("caught_by") or ()})

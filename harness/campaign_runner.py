@@ -1,8 +1,9 @@
 """Running a campaign's cells: here, several at once, or as tasks on a Dask cluster.
 
 Each cell runs in a process of its own (`python -m harness.campaign_cell`), so runs at once
-never share a process; their ports are reserved in a machine-wide table (`harness.ports`),
-their namespaces' subnets are chosen under a machine-wide lock, and each has its own run
+never share a process; their ports are reserved in a table shared through the state
+directory (`harness.ports`), their namespaces' subnets are chosen under a lock kept there
+too, and each has its own run
 directory. `run_here` keeps `jobs` of them
 going; `run_on_dask` hands each to a Dask worker with a `faultline` resource (one run per
 worker at a time), which runs it the same way and sends back its run directory, unpacked into
@@ -92,7 +93,8 @@ def run_here(cells: list[Cell], campaign_dir: Path, jobs: int, budget: float | N
                 log.close()
                 finish(cell, _collected(process, Path(log.name), cell, began))
             time.sleep(0.1)
-    except KeyboardInterrupt:
+    except BaseException:
+        # Ctrl-C, SIGTERM, or a failure of the campaign itself: no run is left going.
         _interrupt([process for _, process, _, _ in running.values()])
         for cell, _, log, _ in running.values():
             log.close()
@@ -147,8 +149,9 @@ def run_remote(cell: dict[str, Any]) -> dict[str, Any]:
             found = json.loads(printed[-1])
         except (IndexError, ValueError):
             lines = err.decode("utf-8", "replace").strip().splitlines()
-            return outcome(None, None, cell["expect"], "the run's process failed on the "
-                           f"worker: {lines[-1] if lines else process.returncode}")
+            failed = outcome(None, None, cell["expect"], "the run's process failed on the "
+                             f"worker: {lines[-1] if lines else process.returncode}")
+            return {"outcome": failed, "archive": None, "worker": os.uname().nodename}
         packed = None
         if found.get("run_dir"):
             run_dir = Path(found["run_dir"])
@@ -162,38 +165,69 @@ def run_remote(cell: dict[str, Any]) -> dict[str, Any]:
 
 
 def connect(address: str, timeout: float = 10.0):
-    """A Dask client of the scheduler at `address`; ConnectionError naming it when it cannot
-    be reached, ImportError's message when Dask is not installed."""
+    """A Dask client of the scheduler at `address`, whose workers offer the `faultline`
+    resource; ConnectionError naming what is wrong when it cannot be reached, no worker offers
+    the resource (its tasks would wait for ever), or Dask is not installed."""
     try:
         from distributed import Client
     except ImportError:
         raise ConnectionError("--scheduler needs Dask's distributed package: pip install "
                               "'faultline[dask]'") from None
     try:
-        return Client(address, timeout=timeout)
+        client = Client(address, timeout=timeout)
     except (OSError, TimeoutError, ValueError) as exc:
         raise ConnectionError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+    if not slots(client):
+        workers = len(client.scheduler_info().get("workers", {}))
+        client.close()
+        raise ConnectionError(f"none of the {workers} workers of the Dask scheduler at "
+                              f"{address} offers the resource {RESOURCE}=1 (start them with "
+                              f"--resources {RESOURCE}=1)")
+    return client
+
+
+def slots(client) -> int:
+    """How many runs the cluster's workers take at once: their `faultline` resources."""
+    workers = client.scheduler_info().get("workers", {}).values()
+    return int(sum(w.get("resources", {}).get(RESOURCE, 0) for w in workers))
 
 
 def run_on_dask(cells: list[Cell], campaign_dir: Path, client, budget: float | None,
                 on_done: Done) -> dict[str, dict[str, Any]]:
     """Run `cells` as tasks on the Dask cluster of `client`, one per worker at a time (each
-    takes the worker's `faultline` resource), a task whose worker was lost retried once (Dask
-    then gives up with KilledWorker: that cell is reported could-not-run); run directories
-    unpacked under `campaign_dir`. The budget stops cells not yet started; Ctrl-C cancels
-    what is left."""
+    takes the worker's `faultline` resource); run directories unpacked under `campaign_dir`.
+    A cell is handed out only when a worker is free, so the budget stops every cell not yet
+    started. A cell whose worker dies is run again elsewhere, up to the scheduler's
+    `allowed-failures` (3 by default), then reported could-not-run (KilledWorker). Ctrl-C
+    cancels the cells not yet handed out; those running on workers run to their end."""
     from distributed import as_completed
 
     started = time.monotonic()
-    futures = {}
-    for cell in cells:
-        future = client.submit(run_remote, cell_data(cell, campaign_dir), key=_task_key(cell),
-                               resources={RESOURCE: 1}, retries=1, pure=False)
-        futures[future] = cell
+    capacity = max(1, slots(client))
+    waiting = list(cells)
+    running: dict[Any, Cell] = {}
     outcomes: dict[str, dict[str, Any]] = {}
+
+    def finish(cell: Cell, found: dict[str, Any]) -> None:
+        outcomes[cell.key] = found
+        on_done(cell, found)
+
+    def hand_out(pending) -> None:
+        while waiting and len(running) < capacity:
+            cell = waiting.pop(0)
+            if budget is not None and time.monotonic() - started > budget:
+                finish(cell, not_run(f"the campaign's budget of {budget:g} s was spent"))
+                continue
+            future = client.submit(run_remote, cell_data(cell, campaign_dir),
+                                   key=_task_key(cell), resources={RESOURCE: 1}, pure=False)
+            running[future] = cell
+            pending.add(future)
+
+    pending = as_completed()
     try:
-        for future in as_completed(list(futures)):
-            cell = futures[future]
+        hand_out(pending)
+        for future in pending:
+            cell = running.pop(future)
             try:
                 answer = future.result()
             except Exception as exc:          # KilledWorker, a cancelled task, a lost worker
@@ -201,25 +235,17 @@ def run_on_dask(cells: list[Cell], campaign_dir: Path, client, budget: float | N
                                 f"the task failed on the Dask cluster: {type(exc).__name__}: "
                                 f"{exc}")
             else:
-                found = _unpacked(answer, campaign_dir)
-            outcomes[cell.key] = found
-            on_done(cell, found)
-            if budget is not None and time.monotonic() - started > budget:
-                _cancel_waiting(futures, outcomes, on_done, budget)
-                break
+                try:
+                    found = _unpacked(answer, campaign_dir)
+                except (KeyError, TypeError, OSError, tarfile.TarError) as exc:
+                    found = outcome(None, None, cell.row.expect, f"the run's directory did "
+                                    f"not come back whole from its worker: {exc!r}")
+            finish(cell, found)
+            hand_out(pending)
     except KeyboardInterrupt:
-        client.cancel(list(futures))
+        client.cancel(list(running))
         raise
     return outcomes
-
-
-def _cancel_waiting(futures, outcomes, on_done: Done, budget: float) -> None:
-    for future, cell in futures.items():
-        if cell.key not in outcomes and future.status == "pending":
-            future.cancel()
-            found = not_run(f"the campaign's budget of {budget:g} s was spent")
-            outcomes[cell.key] = found
-            on_done(cell, found)
 
 
 def _unpacked(answer: dict[str, Any], campaign_dir: Path) -> dict[str, Any]:
@@ -229,12 +255,27 @@ def _unpacked(answer: dict[str, Any], campaign_dir: Path) -> dict[str, Any]:
     if answer.get("archive"):
         with tarfile.open(fileobj=io.BytesIO(answer["archive"]), mode="r:gz") as tar:
             names = tar.getnames()
-            tar.extractall(campaign_dir, filter="data")
+            _extract(tar, campaign_dir)
         found["run_dir"] = str(campaign_dir / names[0])
         found["worker"] = answer.get("worker")
     elif found.get("status") != COULD_NOT_RUN:
         found["run_dir"] = None
     return found
+
+
+def _extract(tar: tarfile.TarFile, into: Path) -> None:
+    """Unpack a worker's archive, refusing members that would land outside `into` (links,
+    absolute or `..` paths): the "data" filter, or the same check by hand on a Python older
+    than 3.11.4, which lacks it."""
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(into, filter="data")
+        return
+    root = into.resolve()
+    for member in tar.getmembers():
+        target = (into / member.name).resolve()
+        if not (member.isfile() or member.isdir()) or not target.is_relative_to(root):
+            raise tarfile.TarError(f"refused archive member {member.name!r}")
+    tar.extractall(into)
 
 
 def _task_key(cell: Cell) -> str:

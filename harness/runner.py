@@ -147,7 +147,10 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
         nemesis.heal_all()
         report("recovering", [])
         liveness = _recover(cluster, spec.recovery_timeout)
-        down = cluster.why_down()
+        try:
+            down = cluster.why_down()
+        except Exception as exc:        # an adapter's readiness probe failing: say so, go on
+            down = {"?": f"could not tell which nodes are down: {type(exc).__name__}: {exc}"}
         if down:
             # A node that would not come back (refnode refusing a damaged log) is said in the
             # results, in its own words, not only in its log.

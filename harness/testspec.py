@@ -14,6 +14,7 @@ one line naming the option.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,9 +101,10 @@ class TestSpec:
         for name in ("time_limit", "rate", "op_timeout", "recovery_timeout",
                      "nemesis_interval"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                raise SpecError(f"--{name.replace('_', '-')} must be a positive number, got "
-                                f"{value!r}")
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or \
+                    not math.isfinite(value) or value <= 0:
+                raise SpecError(f"--{name.replace('_', '-')} must be a positive, finite "
+                                f"number, got {value!r}")
         if not isinstance(self.cas_share, (int, float)) or not 0 <= self.cas_share <= 0.5:
             raise SpecError(f"--cas-share must be between 0 and 0.5, got {self.cas_share!r}")
         if self.mix is not None:

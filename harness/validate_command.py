@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from harness import cli, report
@@ -26,8 +27,9 @@ def register(sub) -> None:
                     f"campaigns) and under the faults that expose it (it must be caught in "
                     f"most seeds); for each safe configuration, runs under combined faults "
                     f"(valid in every seed). The matrix is the campaign file {VALIDATE_FILE}. "
-                    f"Cases the chosen network cannot take are left out, and said so. Exit 0 "
-                    f"when every target of the cases run is met, 1 otherwise.")
+                    f"Cases this machine or the chosen network cannot take are left out, and "
+                    f"said so. Exit 0 when every case ran and met its target, 1 when a case "
+                    f"missed it, 5 when cases could not run (and none missed).")
     p.add_argument("cases", nargs="*", metavar="CASE",
                    help=f"cases to run (default all): "
                         f"{', '.join(r.label for r in matrix().rows)}")
@@ -48,6 +50,7 @@ def register(sub) -> None:
 
 
 def validate(args: argparse.Namespace) -> int:
+    """Carry out `faultline validate`; returns the exit code."""
     try:
         rows = select(args.cases)
     except ValueError as exc:
@@ -56,8 +59,11 @@ def validate(args: argparse.Namespace) -> int:
         raise cli.UsageError("--seeds must be 1 or more")
     if args.jobs < 1:
         raise cli.UsageError("--jobs must be 1 or more")
-    if args.time_limit is not None and args.time_limit <= 0:
-        raise cli.UsageError("--time-limit must be a positive number of seconds")
+    if args.time_limit is not None and not (math.isfinite(args.time_limit) and
+                                            args.time_limit > 0):
+        raise cli.UsageError("--time-limit must be a positive, finite number of seconds")
+    if args.first_seed < 0:
+        raise cli.UsageError("--first-seed must be 0 or more")
     check_runs_dir(args.runs_dir)
     rows = [row.with_options(time_limit=args.time_limit, network=args.network)
             .with_seeds(args.seeds or len(row.seeds), args.first_seed) for row in rows]
@@ -76,6 +82,9 @@ def validate(args: argparse.Namespace) -> int:
             if args.cases:
                 raise cli.UsageError(f"{row.label}: {exc}") from None
             report.err.print(f"[yellow]not run[/]: {row.label}: {exc}")
+    if not runnable:
+        report.err.print("faultline: could not run: no case of the matrix can run here")
+        return cli.COULD_NOT_RUN
     campaign = Campaign("validate", runnable, jobs=args.jobs, source=str(VALIDATE_FILE))
     campaign_dir, summary = execute(campaign, args.runs_dir)
     if args.json:
@@ -87,4 +96,7 @@ def validate(args: argparse.Namespace) -> int:
             if row not in runnable:
                 report.out.print(f"not run here: {row.label}")
         report.out.print(f"runs: {campaign_dir}")
-    return exit_code(summary)
+    code = exit_code(summary)
+    if code == cli.VALID and len(runnable) < len(rows):
+        return cli.COULD_NOT_RUN          # cases were left out: not the whole matrix
+    return code

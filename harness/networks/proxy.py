@@ -117,15 +117,17 @@ class ProxyNetwork(Network):
     def close(self) -> None:
         """Stop the API threads and the server this network started, and give its ports
         back (idempotent)."""
-        self._pool.shutdown(wait=True)
-        if self.api is not None:
-            self.api.close()
-        if self._owns_server and self.server is not None:
-            self.server.stop()
-            self.server = None
-        if self._ports:
-            release(self._ports)
-            self._ports = []
+        try:
+            self._pool.shutdown(wait=True)
+            if self.api is not None:
+                self.api.close()
+            if self._owns_server and self.server is not None:
+                self.server.stop()
+                self.server = None
+        finally:
+            if self._ports:
+                release(self._ports)
+                self._ports = []
 
     # --- changes ---------------------------------------------------------------------------
 

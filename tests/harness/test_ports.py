@@ -63,3 +63,8 @@ def test_a_port_in_use_or_held_is_never_chosen(monkeypatch):
         ports.release(held)
         ports.reserve(2, holder=int(dead))           # a holder that has already exited
         assert sorted(ports.reserve(2)) == sorted(held)
+        # A live pid whose process started at another time (a reused pid) holds nothing.
+        with ports._table() as table:
+            for port in table:
+                table[port] = [table[port][0], 1.0]
+        assert len(ports.reserve(5)) == 5
