@@ -113,8 +113,11 @@ def parent_alive() -> bool:
 def main() -> int:
     """Read a cell from stdin, run it, print its outcome as one JSON line. A cell in a
     worker's scratch directory leaves nothing behind when its worker is gone."""
-    # SIGTERM (a CI job cancelled, a service stopped) stops the run as Ctrl-C does, cleaning
-    # up its processes and namespaces.
+    # SIGINT is how the campaign stops a run (also from a parent that a shell started with
+    # SIGINT ignored, which its children would inherit); SIGTERM (a CI job cancelled, a
+    # service stopped) does the same. Either way the run cleans up its processes and
+    # namespaces.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     cell = json.loads(sys.stdin.read())
     # Only the outcome goes to stdout (a pipe the campaign reads once the run has ended:
