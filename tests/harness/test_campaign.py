@@ -107,6 +107,12 @@ def test_a_row_over_other_seeds_scales_its_target_and_takes_overrides(tmp_path):
     assert shorter.spec(1, "runs").time_limit == 5.0 and row.options["time_limit"] == 20
 
 
+def test_the_example_nightly_campaign_is_one_faultline_accepts():
+    campaign = load(REPO / "examples" / "nightly.toml")
+    assert len(campaign.rows) == 8 + 2 and campaign.budget == 7200.0
+    assert {row.expect for row in campaign.rows} == {VALID, INVALID, LOSES_WRITES}
+
+
 @pytest.mark.parametrize("text, fragment", [
     ("[campaign]\nnmae = 'x'\n[[row]]\nlabel = 'a'\n", "[campaign]: unknown key nmae"),
     ("[[rows]]\nlabel = 'a'\n", "unknown table rows"),
