@@ -111,14 +111,16 @@ def plan(faults: tuple[str, ...], nodes: list[str], time_limit: float, interval:
     """The fault schedule: faults about every `interval` seconds (each gap drawn from 0.6 to
     1.4 intervals), each lasting a quarter to most of its gap, none left running at
     `time_limit`; where `setting` declares the system's failure detection, half of them held
-    past it instead (1.5 to 3 times it; a combination always). With several kinds, each kind has its own cycle, started a fraction of an
-    interval (`options["overlap"]`, default 0.25) after the previous kind's, so that faults of
-    different kinds overlap as in Jepsen's combined nemeses, and some cycles of a kind that
-    opens a combination (`harness.combinations`: the leader cut off then the new leader
-    killed, ...) become one (half of them, shared out among the combinations that apply);
-    `overlap = false` runs one fault at a time instead, without combinations. Occurrences of
-    one kind never overlap, and a combination runs alone: lone faults it would overlap are
-    dropped.
+    past it instead (1.5 to 3 times it; a combination always). With several kinds, each kind
+    has its own cycle, started a fraction of an interval (`options["overlap"]`, default 0.25)
+    after the previous kind's, so that faults of different kinds overlap as in Jepsen's
+    combined nemeses, and some cycles of a kind that opens a combination
+    (`harness.combinations`: the leader cut off then the new leader killed, ...) become one
+    (half of them, shared out among the combinations that apply); `overlap = false` runs one
+    fault at a time instead, without combinations. Occurrences of one kind never overlap, and
+    a combination runs alone: lone faults it would overlap are dropped. The same seed gives
+    the same schedule for the same system configuration (a change of its failure detection
+    changes the schedule).
 
     Each step is {"at": seconds, "fault": kind, "f": action, "value": details}, and
     "combination": its name for the steps of one; each kind plans its own details
