@@ -224,7 +224,7 @@ def tables(campaign: Campaign, rows: list[dict],
             status = {MET: "[green]met[/]", MISSED: "[bold red]MISSED[/]",
                       SHORT: "[bold yellow]could not run[/]"}[row["status"]]
             table.add_row(row["label"], f"{row['expect']} in {row['needed']}", result,
-                          ", ".join(row["caught_by"]), "" if first is None else f"{first} s",
+                          ", ".join(row["caught_by"]), "" if first is None else f"{first:.1f} s",
                           status)
         out.append(table)
     return out
