@@ -37,7 +37,7 @@ def register(sub) -> None:
     p.add_argument("--runs-dir", type=Path, default=Path("runs"),
                    help="where the campaign's directory goes (default runs)")
     p.add_argument("--jobs", type=int, help="runs at once on this machine (default: the "
-                   "file's, else 1; see docs/benchmarks.md for what 2 pay on 2 cores)")
+                   "file's, else one per core; docs/benchmarks.md shows what they pay)")
     p.add_argument("--budget", help="no run starts after this long, e.g. 90m or 2h "
                    "(default: the file's, else none)")
     p.add_argument("--scheduler", metavar="ADDRESS",

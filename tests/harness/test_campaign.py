@@ -85,6 +85,7 @@ seeds = 4
     labels = [r.label for r in campaign.rows]
     assert len(labels) == 9 and "refnode.lease-set-partition+kill" in labels
     assert campaign.budget == 5400.0 and campaign.name == "nightly"
+    assert campaign.jobs == len(os.sched_getaffinity(0))   # one run per core by default
     lease = next(r for r in campaign.rows if r.label == "refnode.lease-register-partition")
     assert lease.options["system"] == {"name": "refnode", "replication": "quorum",
                                        "read_mode": "lease"}
@@ -276,8 +277,8 @@ def test_rows_that_miss_fail_in_junit_and_the_exit_code_says_so(tmp_path):
 
 def test_the_budget_stops_new_runs_and_says_which_never_ran(tmp_path):
     path = _file(tmp_path, SMALL % INVALID)
-    done = _faultline("campaign", str(path), "--budget", "1s", "--runs-dir", "runs",
-                      "--junit", "junit.xml", cwd=tmp_path)
+    done = _faultline("campaign", str(path), "--budget", "1s", "--jobs", "1", "--runs-dir",
+                      "runs", "--junit", "junit.xml", cwd=tmp_path)
     assert done.returncode == 5, done.stdout + done.stderr
     assert done.stderr.count("budget of 1 s was spent") == 3
     results = _junit(tmp_path / "junit.xml")
