@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from checkers.synthetic import Shape, generate  # noqa: E402
+from peak_memory import own_peak_kib  # noqa: E402  (bench/, the script's own folder)
 
 MEMORY_TARGET_MIB = 2048
 CAS_MEMORY_TARGET_MIB = 1536
@@ -88,19 +89,11 @@ def child(path: str) -> None:
     checked = time.perf_counter()
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec, so a child started by a big
     # parent would report the parent's size. Workers are forked, and measured by RUSAGE_CHILDREN.
-    peak_kib = max(_own_peak_kib(), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    peak_kib = max(own_peak_kib(), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     print(json.dumps({"valid": result.valid, "read_s": loaded - started,
                       "check_s": checked - loaded, "peak_mib": peak_kib / 1024,
                       "methods": result.figures.get("methods"),
                       "workers": result.figures.get("workers")}))
-
-
-def _own_peak_kib() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def main() -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from checkers.list_append.synthetic import Shape, generate  # noqa: E402
+from peak_memory import own_peak_kib  # noqa: E402  (bench/, the script's own folder)
 
 TARGET_SECONDS = 10.0          # for 100k transactions; scaled by size for smaller rows
 TARGET_MIB = 1536
@@ -70,19 +70,9 @@ def child(path: str) -> None:
     reads = sum(len(m[2]) for op in history if op.type == "ok"
                 for m in op.value if m[0] == "r" and m[2])
     print(json.dumps({"valid": result.valid, "read_s": loaded - started,
-                      "check_s": checked - loaded, "peak_mib": _own_peak_kib() / 1024,
+                      "check_s": checked - loaded, "peak_mib": own_peak_kib() / 1024,
                       "events": len(history), "read_elements": reads,
                       "anomalies": sum(result.figures.get("anomalies", {}).values())}))
-
-
-def _own_peak_kib() -> int:
-    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec, so a child started by a big
-    # parent would report the parent's size.
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def main() -> None:

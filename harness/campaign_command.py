@@ -14,7 +14,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from harness import cli, report
+from harness import cli, report, store
 from harness.campaign import Campaign, CampaignError, Cell, load, parse_duration
 from harness.campaign_cell import RAN
 from harness.campaign_runner import NOT_RUN, connect, run_here, run_on_dask
@@ -101,7 +101,7 @@ def execute(campaign: Campaign, runs_dir: Path, *, client=None, scheduler: str |
     (and the JUnit file `junit`, and index.html); returns the directory and the rows'
     summaries (`summarise`)."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    campaign_dir = _new_directory((runs_dir / campaign.name).resolve(), stamp)
+    campaign_dir = store.new_directory((runs_dir / campaign.name).resolve(), stamp)
     cells = campaign.cells()
     where = f"on the Dask cluster at {scheduler}" if client else \
         f"{campaign.jobs} at a time"
@@ -149,20 +149,6 @@ def execute(campaign: Campaign, runs_dir: Path, *, client=None, scheduler: str |
         write_junit(junit, campaign, outcomes, {r["label"]: r["status"] for r in rows})
     _write_index(campaign_dir)
     return campaign_dir, rows
-
-
-def _new_directory(parent: Path, stamp: str) -> Path:
-    """A new directory `parent/stamp` (with -2, -3... when a campaign of the same name
-    started in the same second)."""
-    parent.mkdir(parents=True, exist_ok=True)
-    candidate, suffix = parent / stamp, 1
-    while True:
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            suffix += 1
-            candidate = parent / f"{stamp}-{suffix}"
 
 
 def exit_code(rows: list[dict]) -> int:

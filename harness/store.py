@@ -30,17 +30,21 @@ LATEST = "latest"
 def create_run_dir(runs_dir: Path, name: str, seed: int) -> Path:
     """A new, empty run directory for test `name` with `seed`."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    base = Path(runs_dir) / name
-    base.mkdir(parents=True, exist_ok=True)
-    candidate = base / f"{stamp}-s{seed}"
-    suffix = 1
+    return new_directory(Path(runs_dir) / name, f"{stamp}-s{seed}")
+
+
+def new_directory(parent: Path, name: str) -> Path:
+    """A new, empty directory `parent/name`, or `name-2`, `name-3`... when another process
+    made that one first (two runs, or two campaigns, started in the same second)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    candidate, suffix = parent / name, 1
     while True:
         try:
             candidate.mkdir()
             return candidate
         except FileExistsError:
             suffix += 1
-            candidate = base / f"{stamp}-s{seed}-{suffix}"
+            candidate = parent / f"{name}-{suffix}"
 
 
 def update_latest(runs_dir: Path, run_dir: Path) -> Path:
