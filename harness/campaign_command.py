@@ -31,7 +31,7 @@ def register(sub) -> None:
                     "shows what it must (valid, invalid, or loses-writes in enough seeds). "
                     "The runs, campaign.json and the JUnit file go to RUNS_DIR/NAME/TIME/. "
                     "Exit codes: 0 every row met its target, 1 some row did not, 5 some runs "
-                    "could not run (and no row missed), 3 bad input.")
+                    "could not run (and no row missed), 3 bad input, 130 interrupted.")
     p.add_argument("file", type=Path, metavar="FILE.toml", help="the campaign file")
     p.add_argument("rows", nargs="*", metavar="ROW", help="rows to run (default all)")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"),
@@ -74,7 +74,7 @@ def campaign_command(args: argparse.Namespace) -> int:
         try:
             client = connect(args.scheduler)
         except ConnectionError as exc:
-            report.err.print(f"faultline: could not run: {exc}")
+            report.err.print(f"faultline: could not run: {escape(str(exc))}")
             return cli.COULD_NOT_RUN
     campaign_dir, rows = execute(campaign, args.runs_dir, client=client,
                                  scheduler=args.scheduler, junit=args.junit)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from harness import cli, nemesis as nemesis_module, report, store, systems
@@ -327,7 +328,7 @@ def print_summary(result: RunResult) -> None:
     out.print(table)
     for kind, tally in faults.items():
         for error in tally["errors"][:3]:
-            out.print(f"[yellow]fault error[/]: {kind}: {error}")
+            out.print(f"[yellow]fault error[/]: {kind}: {escape(error)}")
         if not tally["applied"]:
             why = f"{tally['planned']} planned"
             if tally["skipped"]:
@@ -337,7 +338,7 @@ def print_summary(result: RunResult) -> None:
             out.print(f"[bold yellow]warning[/]: the {kind} fault never took effect ({why})")
     for node, why in (live.get("down") or {}).items():
         out.print(f"[bold yellow]warning[/]: {node} was down when the run ended"
-                  + (f"; its log's last line: {why}" if why else ""))
+                  + (f"; its log's last line: {escape(why)}" if why else ""))
     bug = result.bug
     if bug and result.valid is True:
         out.print(f"[bold yellow]warning[/]: the planted bug {bug} was switched on, and this "

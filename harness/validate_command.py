@@ -8,6 +8,8 @@ import json
 import math
 from pathlib import Path
 
+from rich.markup import escape
+
 from harness import cli, report
 from harness.campaign import Campaign
 from harness.campaign_command import check_runs_dir, execute, exit_code, tables
@@ -81,7 +83,7 @@ def validate(args: argparse.Namespace) -> int:
         except SpecError as exc:
             if args.cases:
                 raise cli.UsageError(f"{row.label}: {exc}") from None
-            report.err.print(f"[yellow]not run[/]: {row.label}: {exc}")
+            report.err.print(f"[yellow]not run[/]: {row.label}: {escape(str(exc))}")
     if not runnable:
         report.err.print("faultline: could not run: no case of the matrix can run here")
         return cli.COULD_NOT_RUN
