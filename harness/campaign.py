@@ -36,12 +36,11 @@ import dataclasses
 import itertools
 import os
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.testspec import SpecError, TestSpec, build
+from harness.testspec import SpecError, TestSpec, build, read_toml
 
 VALID, INVALID, LOSES_WRITES = "valid", "invalid", "loses-writes"
 EXPECTATIONS = (VALID, INVALID, LOSES_WRITES)
@@ -135,16 +134,7 @@ def load(path: Path, only: list[str] | None = None, check: bool = True) -> Campa
     `check` false, rows' tests are not built (the file's own shape still is): for listing
     rows, or for a caller that checks each row itself and leaves out those this machine
     cannot run."""
-    where = str(path)
-    try:
-        data = tomllib.loads(Path(path).read_text())
-    except OSError as exc:
-        raise CampaignError(f"{where}: cannot read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CampaignError(f"{where}: not valid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise CampaignError(f"{where}: not a text file") from None
-    return parse(data, where, only, check)
+    return parse(read_toml(path, CampaignError), str(path), only, check)
 
 
 def parse(data: dict[str, Any], where: str, only: list[str] | None = None,

@@ -314,17 +314,25 @@ def _system_table(data: dict[str, Any], where: str) -> dict[str, Any]:
     return values
 
 
+def read_toml(path: Path, error: type[Exception]) -> dict[str, Any]:
+    """The TOML file at `path` as data; `error` with one line naming the file when it cannot
+    be read, is not text, or is not TOML."""
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise error(f"{path}: not a text file") from None
+
+
 def from_toml(path: Path, overrides: dict[str, Any] | None = None) -> TestSpec:
     """A spec from a TOML file of options (same names as the command line, with underscores;
     the system's options in a `[system]` table, the faults' in `[nemesis_options]`), with
     `overrides` (from the command line) applied on top. Overriding options of the system or
     of the faults merge with the file's, name by name."""
-    try:
-        data = tomllib.loads(Path(path).read_text())
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{path}: not valid TOML: {exc}") from None
+    data = read_toml(path, SpecError)
     data = {k.replace("-", "_"): v for k, v in data.items()}
     data = _system_table(data, str(path))
     overrides = dict(overrides or {})

@@ -21,7 +21,7 @@ transaction at those levels may see other transactions' commits between its own 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 # Edge kinds, as small integers: they are stored once per edge.
 WW, WR, RW, RT = 0, 1, 2, 3
@@ -140,6 +140,14 @@ class Findings:
     def count(self, name: str) -> None:
         """Count a case of `name` without keeping it."""
         self.counts[name] = self.counts.get(name, 0) + 1
+
+    def note(self, name: str, build: Callable[[], Case]) -> None:
+        """Count a case of `name`, building it with `build` (its text costs) only when it
+        would be kept."""
+        if self.wants(name):
+            self.add(build())
+        else:
+            self.count(name)
 
     def names(self) -> set[str]:
         return set(self.counts)

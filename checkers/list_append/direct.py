@@ -44,28 +44,22 @@ def order_cases(txns: list[Txn], obs: Observations, found: Findings) -> None:
             continue
         order = obs.orders[key]
         if not obs.compatible(txn.id, i):
-            if found.wants(INCOMPATIBLE_ORDER):
-                other = txns[order.witness]
-                found.add(Case(INCOMPATIBLE_ORDER, [txn.id, other.id],
-                               f"{txn.name} read {show_key(key)} = {show_list(read)}, which "
-                               f"is not a prefix of {other.name}'s read "
-                               f"{show_list(order.longest)}: no one order of appends gives "
-                               f"both", data={"key": key}))
-            else:
-                found.count(INCOMPATIBLE_ORDER)
+            other = txns[order.witness]
+            found.note(INCOMPATIBLE_ORDER, lambda: Case(
+                INCOMPATIBLE_ORDER, [txn.id, other.id],
+                f"{txn.name} read {show_key(key)} = {show_list(read)}, which is not a prefix "
+                f"of {other.name}'s read {show_list(order.longest)}: no one order of appends "
+                f"gives both", data={"key": key}))
             duplicated = len(set(read)) != len(read)
         else:
             # A prefix of the longest read repeats an element iff it reaches its first repeat.
             duplicated = order.first_duplicate is not None and len(read) > order.first_duplicate
         if duplicated:
-            if found.wants(DUPLICATE_ELEMENTS):
-                twice = _repeated(read)
-                found.add(Case(DUPLICATE_ELEMENTS, [txn.id],
-                               f"{txn.name} read {show_key(key)} = {show_list(read)}, which "
-                               f"holds {show_value(twice)} more than once; each element is "
-                               f"appended once", data={"key": key}))
-            else:
-                found.count(DUPLICATE_ELEMENTS)
+            found.note(DUPLICATE_ELEMENTS, lambda: Case(
+                DUPLICATE_ELEMENTS, [txn.id],
+                f"{txn.name} read {show_key(key)} = {show_list(read)}, which holds "
+                f"{show_value(_repeated(read))} more than once; each element is appended "
+                f"once", data={"key": key}))
 
 
 def aborted_reads(txns: list[Txn], obs: Observations, found: Findings) -> None:
@@ -167,25 +161,19 @@ def internal_cases(txns: list[Txn], found: Findings) -> None:
                     wrong = len(value) < len(suffix) or value[len(value) - len(suffix):] != suffix
                     shown = "a list ending " + show_list(suffix)
                 if wrong:
-                    if found.wants(INTERNAL):
-                        found.add(Case(INTERNAL, [txn.id],
-                                       f"{txn.name} read {show_key(key)} = "
-                                       f"{show_list(value)} where its own earlier reads and "
-                                       f"appends say {shown}", data={"key": key}))
-                    else:
-                        found.count(INTERNAL)
+                    found.note(INTERNAL, lambda: Case(
+                        INTERNAL, [txn.id],
+                        f"{txn.name} read {show_key(key)} = {show_list(value)} where its own "
+                        f"earlier reads and appends say {shown}", data={"key": key}))
             expected[key] = (value, [])
             read_so_far.setdefault(key, []).append(value)
 
 
 def _future(txn: Txn, key: Hashable, value: Any, read: list, found: Findings) -> None:
-    if not found.wants(FUTURE_READ):
-        found.count(FUTURE_READ)
-        return
-    found.add(Case(FUTURE_READ, [txn.id],
-                   f"{txn.name} read {show_key(key)} = {show_list(read)}, holding "
-                   f"{show_value(value)}, which it appends only afterwards",
-                   data={"key": key}))
+    found.note(FUTURE_READ, lambda: Case(
+        FUTURE_READ, [txn.id],
+        f"{txn.name} read {show_key(key)} = {show_list(read)}, holding {show_value(value)}, "
+        f"which it appends only afterwards", data={"key": key}))
 
 
 def lost_updates(txns: list[Txn], found: Findings) -> None:
