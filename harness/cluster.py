@@ -16,7 +16,7 @@ from harness.networks import backend
 from harness.networks.base import Network
 from harness.processes import GuardedProcess, ProcessError, Supervisor
 from harness.systems.base import (ClockControl, ClusterLayout, DataFiles, LeaderProbe,
-                                  NodeSlot, PowerLoss)
+                                  NodeSlot, PowerLoss, Teardown)
 
 READY_TIMEOUT = 15.0
 
@@ -134,15 +134,20 @@ class Cluster:
             time.sleep(0.02)
 
     def close(self) -> None:
-        """End every node, then remove the network (idempotent). The registry goes last, and
+        """End every node, let the system tidy what it kept outside the run directory
+        (`Teardown`), then remove the network (idempotent). The registry goes last, and
         only when everything is gone: what could not be removed stays on record, and the
         next harness to start reaps it."""
         if self.supervisor is not None:
             self.supervisor.close(keep_registry=True)
-        if self.network is not None:
-            self.network.close()
-        if self.supervisor is not None:
-            self.supervisor.registry.close()
+        try:
+            if isinstance(self.system, Teardown) and self.layout is not None:
+                self.system.teardown(self.layout)
+        finally:
+            if self.network is not None:
+                self.network.close()
+            if self.supervisor is not None:
+                self.supervisor.registry.close()
 
     def __enter__(self) -> "Cluster":
         return self.start() if self.layout is None else self

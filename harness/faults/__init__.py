@@ -10,6 +10,7 @@ from harness.faults.base import Fault, FaultContext, Setting
 from harness.faults.bitflip import Bitflip
 from harness.faults.clock import Clock
 from harness.faults.election_crash import ElectionCrash
+from harness.faults.failover import Failover
 from harness.faults.kill import Kill
 from harness.faults.latency import Latency
 from harness.faults.partition import Partition
@@ -18,7 +19,8 @@ from harness.faults.power_loss import PowerLoss
 from harness.faults.truncate import Truncate
 
 KINDS: dict[str, type[Fault]] = {cls.name: cls for cls in (
-    Partition, Kill, Pause, Clock, PowerLoss, Latency, ElectionCrash, Bitflip, Truncate)}
+    Partition, Kill, Pause, Clock, PowerLoss, Latency, ElectionCrash, Bitflip, Truncate,
+    Failover)}
 NAMES = tuple(KINDS)
 
 __all__ = ["Fault", "FaultContext", "KINDS", "NAMES", "Setting"]

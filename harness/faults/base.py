@@ -165,6 +165,7 @@ _CAPABILITY_WORDS = {
     "clock-control": "a system whose clocks the harness can skew (clock control)",
     "power-loss": "a system that can lose unsynced writes (power loss)",
     "data-files": "a system that names its nodes' data files (data files)",
+    "failover": "a system the operator fails over (failover: PostgreSQL)",
 }
 
 

@@ -23,7 +23,8 @@ ENTRY_POINT_GROUP = "faultline.systems"
 # Built-in adapters: name -> "module:class", imported only when asked for.
 BUILTIN = {"refnode": "harness.systems.refnode:RefnodeSystem",
            "etcd": "harness.systems.etcd:EtcdSystem",
-           "redis": "harness.systems.redis:RedisSystem"}
+           "redis": "harness.systems.redis:RedisSystem",
+           "postgres": "harness.systems.postgres:PostgresSystem"}
 
 
 class UnknownSystem(LookupError):

@@ -11,7 +11,7 @@ name, its options, the workloads it supports, the networks it can run on and the
 it takes. The harness reads those declarations to build the command line, to list systems
 (`faultline systems`) and to refuse, before anything starts, a run the system cannot take.
 Optional capabilities are separate protocols (`PowerLoss`, `ClockControl`, `LeaderProbe`,
-`StatusProbe`): a class has a capability when it has the protocol's methods
+`StatusProbe`, `Failover`, `DataFiles`): a class has a capability when it has the protocol's methods
 (`capabilities_of`), and a fault that needs one is refused where it is missing.
 See docs/adapters.md for a walk-through.
 """
@@ -222,12 +222,43 @@ class StatusProbe(Protocol):
         ...
 
 
+@runtime_checkable
+class Failover(Protocol):
+    """The system fails over on the operator's word (PostgreSQL: a standby promoted), not on
+    its own: the `failover` fault fences the leader, promotes another node, and when it ends
+    makes the old leader follow the new one."""
+
+    def fence(self, node: NodeSlot, layout: ClusterLayout) -> None:
+        """With `node` (the old leader) killed, make sure it can come back only as a
+        follower, whoever restarts it."""
+        ...
+
+    def promote(self, node: NodeSlot, layout: ClusterLayout) -> None:
+        """Make the follower `node` the leader; returns once it takes writes."""
+        ...
+
+    def follow(self, node: NodeSlot, leader: NodeSlot, layout: ClusterLayout) -> None:
+        """With `node` down, make its data that of a follower of `leader` (what `node` had
+        that `leader` lacks is dropped, as in a real failover)."""
+        ...
+
+
+@runtime_checkable
+class Teardown(Protocol):
+    """The system keeps something outside the run directory while it runs (PostgreSQL: its
+    data, where its unprivileged user can reach it); the cluster calls `teardown` once every
+    process has ended, to bring it into the run directory and remove what is left."""
+
+    def teardown(self, layout: ClusterLayout) -> None: ...
+
+
 CAPABILITIES: dict[str, type] = {
     "leader-probe": LeaderProbe,
     "status-probe": StatusProbe,
     "clock-control": ClockControl,
     "power-loss": PowerLoss,
     "data-files": DataFiles,
+    "failover": Failover,
 }
 
 

