@@ -128,6 +128,10 @@ def run(args: argparse.Namespace) -> int:
                         source=str(history_path), observations=_observations(run_dir))
     if args.consistency_model:
         settings.consistency_models = tuple(_checker_names(args.consistency_model))
+    elif isinstance(stored.get("consistency_models"), list):
+        # The models the run judged by (its workload's, or its test's choice), not the
+        # default: a run directory checked again is judged the same way.
+        settings.consistency_models = tuple(stored["consistency_models"])
 
     load_options = {} if args.tuple_keys is None else {"tuple_keys": args.tuple_keys}
     with report.status(f"reading {history_path}", quiet=args.json):

@@ -21,12 +21,13 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from harness import cli, nemesis as nemesis_module, report, store, systems
+from checkers.list_append import MODELS as LIST_APPEND_MODELS
+from harness import cli, nemesis as nemesis_module, report, store, systems, workloads
 from harness.networks import NAMES as NETWORK_NAMES
 from harness.options import OptionError, format_value, parse_assignments
 from harness.runner import Progress, RunResult, plan_schedule, run_test
-from harness.testspec import (DEFAULT_SYSTEM, NEMESES, WORKLOADS, SpecError, TestSpec, build,
-                              from_toml, parse_mix, parse_nemesis)
+from harness.testspec import (DEFAULT_SYSTEM, NEMESES, SpecError, TestSpec, build, from_toml,
+                              parse_mix, parse_nemesis)
 
 DEFAULTS = TestSpec()
 # Options that map one to one onto TestSpec fields: (flag, field, type, help).
@@ -35,7 +36,7 @@ OPTIONS = [
     ("--network", "network", str, f"network: {'|'.join(NETWORK_NAMES)} (default: the "
      f"system's first; refnode: proxy)"),
     ("--nodes", "nodes", int, "cluster size"),
-    ("--workload", "workload", str, f"workload: {'|'.join(WORKLOADS)}"),
+    ("--workload", "workload", str, "workload"),
     ("--nemesis", "nemesis", str,
      f"faults, comma-separated, from {', '.join(NEMESES)}; or none"),
     ("--nemesis-interval", "nemesis_interval", float, "seconds between fault starts"),
@@ -50,7 +51,8 @@ OPTIONS = [
      "session workloads (0: small numbers; every value is in the history, so large ones make "
      "large runs)"),
     ("--mix", "mix", str, "share of each operation, e.g. read=0.9,write=0.1 (default: the "
-     "workload's); phases of load only in a --config file ([[phases]] seconds, rate, mix)"),
+     "workload's; list-append: of its micro-operations, r=0.5,append=0.5); phases of load "
+     "only in a --config file ([[phases]] seconds, rate, mix)"),
     ("--op-timeout", "op_timeout", float, "seconds before an operation is indeterminate, at "
      "most (each client's patience is drawn from a quarter of it to all of it)"),
     ("--recovery-timeout", "recovery_timeout", float,
@@ -79,7 +81,15 @@ def register(sub, argv: list[str] | None = None) -> None:
         if name == "nemesis":
             default = ",".join(default) or "none"
         shown = "" if name in ("seed", "name", "mix", "network") else f" (default: {default})"
+        if name == "workload":
+            # Listed when the parser is built: installed workloads count too.
+            text = f"{text}: {'|'.join(workloads.names())}"
         p.add_argument(flag, dest=name, type=kind, default=None, help=f"{text}{shown}")
+    p.add_argument("--consistency-model", dest="consistency_models", action="append",
+                   default=None, metavar="MODEL",
+                   help=f"list-append: a consistency model to judge transactions by, "
+                        f"repeatable or comma-separated; one of "
+                        f"{', '.join(LIST_APPEND_MODELS)} (default strict-serializable)")
     p.add_argument("--system-opt", "--opt", dest="system_opt", action="append", default=[],
                    metavar="NAME=VALUE", help="an option of the system (repeatable); "
                    "`faultline systems NAME` lists them")
@@ -135,8 +145,8 @@ def _add_system_flags(parser: argparse.ArgumentParser, system: str) -> None:
         adapter = systems.find(system)
     except (systems.UnknownSystem, systems.BrokenAdapter):
         return                   # reported, in one line, when the spec is checked
-    taken = {flag for flag, *_ in OPTIONS} | {"--config", "--system-opt", "--opt",
-                                              "--nemesis-opt", "--help"}
+    taken = {flag for flag, *_ in OPTIONS} | {"--config", "--consistency-model", "--system-opt",
+                                              "--opt", "--nemesis-opt", "--help"}
     group = parser.add_argument_group(f"{system} options (also --system-opt NAME=VALUE)")
     for option in adapter.OPTIONS:
         if option.flag in taken:
@@ -159,6 +169,9 @@ def spec_from_args(args: argparse.Namespace) -> TestSpec:
             elif name == "mix":
                 value = parse_mix(value)
             given[name] = value
+    if args.consistency_models:
+        given["consistency_models"] = [part.strip() for text in args.consistency_models
+                                       for part in text.split(",") if part.strip()]
     flags = {key[len(SYSTEM_FLAG_PREFIX):]: value for key, value in vars(args).items()
              if key.startswith(SYSTEM_FLAG_PREFIX) and value is not None}
     try:

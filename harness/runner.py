@@ -5,7 +5,9 @@ Phases, as in Jepsen and TigerBeetle's VOPR:
 2. the test: concurrent clients and the nemesis for `time_limit` seconds, every event recorded;
 3. recovery: every fault ended, then the cluster must accept a write within
    `recovery_timeout` (else a liveness failure, told apart from a safety violation);
-4. final reads, then the workload's checkers over the history; results.json; runs/latest.
+4. final reads, then the workload's checkers over the history, with the model and the
+   checkers' options the workload declares (recorded in test.json's "check", so that
+   `faultline check RUN_DIR` judges the same way); results.json; runs/latest.
 """
 
 from __future__ import annotations
@@ -101,8 +103,8 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
     seed = spec.seed
     runs_dir = Path(spec.runs_dir)
     run_dir = store.create_run_dir(runs_dir, spec.name, seed)
-    workload = make_workload(spec.workload, spec.keys, spec.cas_share, spec.mix,
-                             spec.ops_per_key, spec.value_size)
+    workload = make_workload(spec.workload, spec.keys, mix=spec.mix,
+                             ops_per_key=spec.ops_per_key, **spec.workload_options())
     plan_schedule(spec)
     # Election safety is checked from the nodes' own reports, when the system gives them.
     observing = isinstance(system, StatusProbe)
@@ -111,7 +113,7 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
         "test": spec.to_json(), "command": argv or sys.argv, "versions": store.versions(),
         "system": {"name": spec.system, "options": system.options,
                    "version": availability.version, "network": spec.network},
-        "check": {"checkers": checkers, "model": {"name": "kv"}}})
+        "check": {"checkers": checkers, **check_choices(workload)}})
     store.update_latest(runs_dir, run_dir)
 
     started = time.monotonic()
@@ -167,9 +169,9 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
         recorder.close()
 
     report("checking", [])
-    settings = Settings(model=make_model("kv"), budget=Budget(seconds=CHECK_BUDGET_SECONDS),
-                        source=str(run_dir / store.HISTORY_FILE),
-                        observations=observer.records if observer is not None else None)
+    settings = check_settings(workload, budget=Budget(seconds=CHECK_BUDGET_SECONDS),
+                              source=str(run_dir / store.HISTORY_FILE),
+                              observations=observer.records if observer is not None else None)
     combined, results = run_checkers(recorder.events, checkers, settings)
     combined["liveness"] = liveness
     combined["faults"] = nemesis.report() if nemesis is not None else {}
@@ -180,6 +182,29 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
     _build_report(run_dir)
     return RunResult(run_dir, seed, combined["valid"], liveness, combined, elapsed,
                      dict(recorder.counts), (spec.system_options or {}).get("bug"))
+
+
+def check_choices(workload: Workload) -> dict[str, Any]:
+    """What the workload declares its checkers judge by, as test.json's "check" section
+    records it: the model (`{"name": ...}`, left out when its checkers use none) and the
+    checkers' options by name (lists, as JSON has them)."""
+    choices: dict[str, Any] = {}
+    if workload.model is not None:
+        choices["model"] = {"name": workload.model}
+    for name, value in workload.check_options().items():
+        choices[name] = list(value) if isinstance(value, (list, tuple)) else value
+    return choices
+
+
+def check_settings(workload: Workload, **shared: Any) -> Settings:
+    """The checkers' settings for a history of `workload`: its model, when it has one, and its
+    checkers' options (named as Settings' fields), beside the `shared` settings (budget,
+    source, observations)."""
+    options = {name: tuple(value) if isinstance(value, list) else value
+               for name, value in workload.check_options().items()}
+    if workload.model is not None:
+        shared["model"] = make_model(workload.model)
+    return Settings(**shared, **options)
 
 
 def _build_report(run_dir: Path) -> None:

@@ -7,8 +7,9 @@ options or a TOML file; the run saves it (with the fault schedule it generated) 
 
 `validate` refuses, before anything starts, a test the system cannot take: an unknown system
 or option, a workload or node count it does not support, a network it cannot run on or that
-cannot be used here, a fault it lacks the capability for. Every refusal is a `SpecError` of
-one line naming the option.
+cannot be used here, a fault it lacks the capability for; and a workload option given to a
+workload that has no such option. Every refusal is a `SpecError` of one line naming the
+option.
 """
 
 from __future__ import annotations
@@ -20,15 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import faults, nemesis as nemesis_module, networks, systems
+from harness import faults, nemesis as nemesis_module, networks, systems, workloads
 from harness.networks.base import NetworkUnavailable
 from harness.options import OptionError
 from harness.systems.base import Adapter, capabilities_of, capability_gaps
-from harness.workloads import WORKLOADS as WORKLOAD_CLASSES
+from harness.workloads.base import Workload
+from harness.workloads.register import DEFAULT_CAS_SHARE
 
-WORKLOADS = tuple(WORKLOAD_CLASSES)
-WORKLOAD_OPS = {name: cls.OPS for name, cls in WORKLOAD_CLASSES.items()}
-DEFAULT_CAS_SHARE = 0.1
 NEMESES = faults.NAMES
 DEFAULT_SYSTEM = "refnode"
 
@@ -66,12 +65,18 @@ class TestSpec:
     keys: int = 2
     ops_per_key: int = 200
     # register workload: share of cas among operations (cas is decided by the version sweep
-    # when the store is consistent, but rules out the zone method on a violation).
+    # when the store is consistent, but rules out the zone method on a violation). Other
+    # workloads ignore it: campaigns have long set it beside every workload.
     cas_share: float = DEFAULT_CAS_SHARE
-    # Characters in each written value (0: small numbers); register and session workloads.
+    # Characters in each written value (0: small numbers); the workloads that take it
+    # (register, session) say so in their TAKES.
     value_size: int = 0
+    # list-append workload: the consistency models its checker judges transactions by
+    # (checkers.list_append.MODELS; None: the workload's default, strict-serializable).
+    consistency_models: list[str] | None = None
     # The share of each operation, e.g. {"read": 0.9, "write": 0.1} (default: the workload's
-    # own; for register, reads half the time and cas_share of cas).
+    # own; for register, reads half the time and cas_share of cas; for list-append, the
+    # shares of its micro-operations r and append).
     mix: dict | None = None
     # Phases of client load, one after another: [{"seconds": 10, "rate": 50, "mix": {...}},
     # ...]; each may change the rate and the mix. With phases, the time limit is their total.
@@ -86,7 +91,7 @@ class TestSpec:
     def validate(self) -> "TestSpec":
         """Check every field, and that the system can take the test; SpecError naming the
         first problem. Fills in the default name and network. Returns self."""
-        _one_of("workload", self.workload, WORKLOADS)
+        workload = self.workload_class()
         for fault in self.nemesis:
             _one_of("nemesis", fault, NEMESES)
         _at_least("nodes", self.nodes, 1)
@@ -94,10 +99,10 @@ class TestSpec:
         _at_least("keys", self.keys, 1)
         _at_least("ops-per-key", self.ops_per_key, 0)
         _at_least("value-size", self.value_size, 0)
-        if self.value_size and self.workload == "set":
-            raise SpecError("--value-size: the set workload's reads return whole sets, which "
-                            "large elements would make too large to read; use register or "
-                            "session")
+        if self.value_size:
+            _taken_by("--value-size", "value_size", workload)
+        if self.consistency_models is not None:
+            self.consistency_models = _consistency_models(self.consistency_models, workload)
         for name in ("time_limit", "rate", "op_timeout", "recovery_timeout",
                      "nemesis_interval"):
             value = getattr(self, name)
@@ -110,9 +115,9 @@ class TestSpec:
         if self.mix is not None:
             if self.cas_share != DEFAULT_CAS_SHARE:
                 raise SpecError("give --mix or --cas-share, not both")
-            _check_mix("--mix", self.mix, self.workload)
+            _check_mix("--mix", self.mix, workload)
         if self.phases is not None:
-            self.time_limit = _check_phases(self.phases, self.workload)
+            self.time_limit = _check_phases(self.phases, workload)
         if self.seed is not None and (not isinstance(self.seed, int) or self.seed < 0):
             raise SpecError(f"--seed must be a non-negative integer, got {self.seed!r}")
         if not isinstance(self.system_options, dict):
@@ -142,6 +147,24 @@ class TestSpec:
                 self.name.startswith("."):
             raise SpecError(f"--name must be a plain file name, got {self.name!r}")
         return self
+
+    def workload_class(self) -> type[Workload]:
+        """The class of the test's workload; SpecError when there is none."""
+        if not isinstance(self.workload, str):
+            _one_of("workload", self.workload, tuple(workloads.names()))
+        try:
+            return workloads.find(self.workload)
+        except workloads.UnknownWorkload:
+            raise SpecError(f"--workload must be one of {', '.join(workloads.names())}, got "
+                            f"{self.workload!r}") from None
+        except workloads.BrokenWorkload as exc:
+            raise SpecError(f"--workload: {exc}") from None
+
+    def workload_options(self) -> dict[str, Any]:
+        """The test's settings that belong to workloads, by name, for `make_workload` (which
+        hands each workload those it has); None for one not given."""
+        return {"cas_share": self.cas_share, "value_size": self.value_size,
+                "consistency_models": self.consistency_models}
 
     def adapter(self) -> type[Adapter]:
         """The adapter class of the test's system; SpecError when there is none."""
@@ -347,22 +370,65 @@ def from_toml(path: Path, overrides: dict[str, Any] | None = None) -> TestSpec:
 PHASE_KEYS = ("seconds", "rate", "mix")
 
 
-def _check_mix(where: str, mix: Any, workload: str) -> None:
-    allowed = WORKLOAD_OPS[workload]
+def _taken_by(flag: str, option: str, workload: type[Workload]) -> None:
+    """SpecError, saying why when the workload says, unless `workload` takes `option`."""
+    if option in workload.TAKES:
+        return
+    why = workload.NOT_TAKEN.get(option)
+    others = [name for name in workloads.names() if _takes(name, option)]
+    raise SpecError(f"{flag}: the {workload.name} workload has no {option.replace('_', ' ')}"
+                    + (f" ({why})" if why else "")
+                    + (f"; use {' or '.join(others)}" if others else ""))
+
+
+def _takes(name: str, option: str) -> bool:
+    """Whether the workload `name` takes `option` (a broken one takes nothing)."""
+    try:
+        cls = workloads.find(name)
+    except workloads.BrokenWorkload:
+        return False
+    return option in cls.TAKES or option in [o.name for o in cls.CHECK_OPTIONS]
+
+
+def _consistency_models(value: Any, workload: type[Workload]) -> list[str]:
+    """The consistency models a test names, checked against its workload's checker option;
+    SpecError in one line for a workload without one, or a model it does not know."""
+    declared = {o.name: o for o in workload.CHECK_OPTIONS}
+    if "consistency_models" not in declared:
+        others = [name for name in workloads.names() if _takes(name, "consistency_models")]
+        raise SpecError(f"--consistency-model: the {workload.name} workload's checkers judge "
+                        f"no consistency models" + (f" ({', '.join(others)}'s do)"
+                                                    if others else ""))
+    option = declared["consistency_models"]
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    for model in value if isinstance(value, (list, tuple)) else ():
+        if option.choices is not None and model not in option.choices:
+            raise SpecError(f"--consistency-model: unknown model {model!r}; models: "
+                            f"{', '.join(option.choices)}")
+    try:
+        return option.check(value, "--consistency-model: ")
+    except OptionError as exc:
+        raise SpecError(str(exc)) from None
+
+
+def _check_mix(where: str, mix: Any, workload: type[Workload]) -> None:
+    allowed = workload.OPS
     if not isinstance(mix, dict) or not mix:
-        raise SpecError(f"{where} must name operations with their shares, e.g. "
-                        f"{allowed[0]}=0.9,{allowed[1]}=0.1; got {mix!r}")
+        example = ",".join(f"{f}={share}" for f, share in zip(allowed, ("0.9", "0.1")))
+        raise SpecError(f"{where} must name operations with their shares, e.g. {example}; "
+                        f"got {mix!r}")
     for f, share in mix.items():
         if f not in allowed:
-            raise SpecError(f"{where}: the {workload} workload has no operation {f!r}; its "
-                            f"operations: {', '.join(allowed)}")
+            raise SpecError(f"{where}: the {workload.name} workload has no operation {f!r}; "
+                            f"its operations: {', '.join(allowed)}")
         if not isinstance(share, (int, float)) or isinstance(share, bool) or share < 0:
             raise SpecError(f"{where}: the share of {f} must be a number >= 0, got {share!r}")
     if not any(mix.values()):
         raise SpecError(f"{where}: at least one share must be above 0")
 
 
-def _check_phases(phases: Any, workload: str) -> float:
+def _check_phases(phases: Any, workload: type[Workload]) -> float:
     """Validate the phases; returns their total length in seconds."""
     if not isinstance(phases, list) or not phases:
         raise SpecError(f"phases must be a list of tables with seconds, rate, mix; got "

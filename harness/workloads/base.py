@@ -1,10 +1,26 @@
-"""Workloads: what the clients do, and which checkers judge it.
+"""What every workload shares, and what a workload module declares.
 
 A workload hands each client its next operation (drawn from that client's own seeded random
 generator), lists the final operations to run once the cluster has healed, and names the
-checkers and model for the history. Written values are unique (a shared counter), so that the
-checkers' fast paths apply and a lost write can be told from a later one. What share of each
-operation a workload draws is its *mix*, which a test (or one of its phases) may change.
+checkers that judge the history and what those checkers need to know. Written values are
+unique (a shared counter), so that the checkers' fast paths apply and a lost write can be told
+from a later one. What share of each operation a workload draws is its *mix*, which a test (or
+one of its phases) may change.
+
+A workload is a `Workload` subclass in a module of its own, declaring:
+
+- `name`: what `--workload` calls it, and the name it is registered under;
+- `OPS`: the operations its mix weighs (the names `--mix` takes);
+- `default_mix()`: their weights when the test gives none;
+- `checkers`: the checkers of `checkers.suite` that judge its histories;
+- `model`: the model those checkers judge each key by (`checkers.models`), or None when they
+  use none;
+- `CHECK_OPTIONS`: options of its checkers a test may set (`harness.options.Option`), named as
+  the fields of `checkers.suite.Settings` they fill;
+- `TAKES`: the options its constructor takes besides keys, mix and ops_per_key (the registry
+  passes it only those), and `NOT_TAKEN`: why it refuses an option others take, for the
+  one-line refusal;
+- `next_op` (or `make_op`, to draw the kind and key as here) and `final_ops`.
 """
 
 from __future__ import annotations
@@ -13,7 +29,9 @@ import itertools
 import random
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Mapping
+
+from harness.options import Option, resolve
 
 
 @dataclass(frozen=True)
@@ -40,9 +58,13 @@ class Workload:
     contention stays on few keys, and each key's history stays short (quick to check); the
     final reads cover every key used."""
 
-    name = "workload"
-    checkers: tuple[str, ...] = ()
-    OPS: tuple[str, ...] = ()
+    name: ClassVar[str] = "workload"
+    OPS: ClassVar[tuple[str, ...]] = ()
+    checkers: ClassVar[tuple[str, ...]] = ()
+    model: ClassVar[str | None] = "kv"
+    CHECK_OPTIONS: ClassVar[tuple[Option, ...]] = ()
+    TAKES: ClassVar[tuple[str, ...]] = ()
+    NOT_TAKEN: ClassVar[dict[str, str]] = {}
 
     def __init__(self, keys: int, mix: Mix | None = None, ops_per_key: int = 0,
                  value_size: int = 0):
@@ -55,6 +77,7 @@ class Workload:
         self.mix = dict(mix) if mix else self.default_mix()
         self._values = itertools.count(1)
         self._lock = threading.Lock()
+        self._check_given: dict[str, Any] = {}
 
     def _fresh_key(self) -> str:
         return f"k{next(self._key_numbers)}"
@@ -64,17 +87,36 @@ class Workload:
         once it has had `ops_per_key`."""
         with self._lock:
             key = rng.choice(self.keys)
-            if self.ops_per_key:
-                self._ops_on[key] += 1
-                if self._ops_on[key] >= self.ops_per_key:
-                    fresh = self._fresh_key()
-                    self.keys[self.keys.index(key)] = fresh
-                    self.used.append(fresh)
-                    self._ops_on[fresh] = 0
+            self._count_op(key)
             return key
 
+    def _count_op(self, key: str) -> None:
+        """One more operation on `key`, retiring it for a fresh key at `ops_per_key`. The
+        caller holds the lock: a key's count and its replacement must not interleave with
+        another client's draw."""
+        if not self.ops_per_key:
+            return
+        self._ops_on[key] += 1
+        if self._ops_on[key] >= self.ops_per_key:
+            fresh = self._fresh_key()
+            self.keys[self.keys.index(key)] = fresh
+            self.used.append(fresh)
+            self._ops_on[fresh] = 0
+
     def default_mix(self) -> Mix:
+        """The weight of each of `OPS` when the test gives no mix."""
         raise NotImplementedError
+
+    def check_options(self) -> dict[str, Any]:
+        """The value of each of the checkers' options (`CHECK_OPTIONS`), by name: the one
+        set with `set_check_options`, else its default."""
+        return resolve(self.CHECK_OPTIONS, self._check_given, "")
+
+    def set_check_options(self, given: Mapping[str, Any]) -> None:
+        """Give the checkers' options other values than their defaults; OptionError, naming
+        the option, for one not declared in `CHECK_OPTIONS` or a value it does not take."""
+        resolve(self.CHECK_OPTIONS, given, "")
+        self._check_given = dict(given)
 
     def fresh_value(self) -> int | str:
         """The next unique value: a number, or with `value_size` a string of that many
@@ -103,70 +145,3 @@ class Workload:
         """Reads of every key used once the cluster has healed (as strong as the system
         can)."""
         return [Invocation("read", key, None, final=True) for key in self.used]
-
-
-class RegisterWorkload(Workload):
-    """read / write / cas over the keys; cas expects a value recently written to its key."""
-
-    name = "register"
-    checkers = ("linearizable", "lost-writes", "staleness", "stats")
-    OPS = ("read", "write", "cas")
-
-    def __init__(self, keys: int, cas_share: float = 0.1, mix: Mix | None = None,
-                 ops_per_key: int = 0, value_size: int = 0):
-        self.cas_share = cas_share
-        super().__init__(keys, mix, ops_per_key, value_size)
-        self._recent: dict[str, int] = {}
-
-    def default_mix(self) -> Mix:
-        return {"read": 0.5, "write": 0.5 - self.cas_share, "cas": self.cas_share}
-
-    def make_op(self, f: str, key: str) -> Invocation:
-        if f == "read":
-            return super().make_op(f, key)
-        value = self.fresh_value()
-        with self._lock:
-            expected = self._recent.get(key)
-            self._recent[key] = value
-        if f == "write":
-            return Invocation("write", key, value)
-        return Invocation("cas", key, [expected, value])
-
-
-class SetWorkload(Workload):
-    """add unique elements to a few sets; occasional reads of a whole set."""
-
-    name = "set"
-    checkers = ("set-full", "stats")
-    OPS = ("add", "read")
-
-    def default_mix(self) -> Mix:
-        return {"add": 0.9, "read": 0.1}
-
-
-class SessionWorkload(Workload):
-    """writes and reads within client sessions (each client keeps its own): read-your-writes,
-    monotonic reads. The adapter makes the reads session reads (refnode: follower reads
-    with the client's session token)."""
-
-    name = "session"
-    checkers = ("session", "staleness", "stats")
-    OPS = ("read", "write")
-
-    def default_mix(self) -> Mix:
-        return {"read": 0.5, "write": 0.5}
-
-
-WORKLOADS = {w.name: w for w in (RegisterWorkload, SetWorkload, SessionWorkload)}
-
-
-def make_workload(name: str, keys: int, cas_share: float = 0.1,
-                  mix: Mix | None = None, ops_per_key: int = 0,
-                  value_size: int = 0) -> Workload:
-    """The workload called `name` (KeyError for an unknown one); `mix` replaces its default
-    mix (for the register workload, reads half the time and `cas_share` of cas);
-    `ops_per_key` retires a key after that many operations (0: never); `value_size`, when
-    not 0, makes each written value a string of that many characters."""
-    if name == RegisterWorkload.name:
-        return RegisterWorkload(keys, cas_share, mix, ops_per_key, value_size)
-    return WORKLOADS[name](keys, mix, ops_per_key, value_size)

@@ -1,0 +1,118 @@
+"""Workloads: what the clients do, and which checkers judge it; and the registry that finds a
+workload by name, as `harness.systems` finds adapters.
+
+`base` holds what every workload shares (`Invocation`, `Workload`) and says what a workload
+module declares. Workloads come from two places: the modules in this package (`BUILTIN`), and
+any installed distribution that declares an entry point in the group `faultline.workloads`:
+
+    [project.entry-points."faultline.workloads"]
+    queue = "myqueue_faultline:QueueWorkload"
+
+The entry point names a `Workload` subclass; its `name` must equal the entry point's name.
+Adding a workload to faultline itself is one module here and one line of `BUILTIN`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+from harness.workloads.base import Invocation, Mix, Workload
+
+__all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "BrokenWorkload", "Entry", "Invocation", "Mix",
+           "UnknownWorkload", "Workload", "entries", "find", "load", "make_workload", "names"]
+
+ENTRY_POINT_GROUP = "faultline.workloads"
+# Built-in workloads: name -> "module:class", imported only when asked for. Once loaded, the
+# module harness.workloads.set is this package's attribute `set`, which hides the builtin of
+# that name in this module: nothing here may call set().
+BUILTIN = {"register": "harness.workloads.register:RegisterWorkload",
+           "set": "harness.workloads.set:SetWorkload",
+           "session": "harness.workloads.session:SessionWorkload",
+           "list-append": "harness.workloads.list_append:ListAppendWorkload"}
+
+
+class UnknownWorkload(LookupError):
+    """No workload has that name; the message lists the names there are."""
+
+
+class BrokenWorkload(RuntimeError):
+    """A workload exists under that name but cannot be loaded; the message says why."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Where a workload comes from: "builtin" or the distribution that declares it."""
+
+    name: str
+    target: str          # "module:attribute"
+    origin: str
+
+
+def entries() -> dict[str, Entry]:
+    """Every workload name known here, built-in first; an entry point never replaces a
+    built-in workload of the same name."""
+    found = {name: Entry(name, target, "builtin") for name, target in BUILTIN.items()}
+    for point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if point.name not in found:
+            dist = getattr(point, "dist", None)
+            origin = f"entry point of {dist.name}" if dist is not None else "entry point"
+            found[point.name] = Entry(point.name, point.value, origin)
+    return found
+
+
+def names() -> list[str]:
+    """The workload names, sorted."""
+    return sorted(entries())
+
+
+def find(name: str) -> type[Workload]:
+    """The workload class called `name`: UnknownWorkload when there is none, BrokenWorkload
+    when it cannot be imported or is not a workload."""
+    known = entries()
+    if name not in known:
+        raise UnknownWorkload(f"unknown workload {name!r}; workloads: "
+                              f"{', '.join(sorted(known))}")
+    return load(known[name])
+
+
+def load(entry: Entry) -> type[Workload]:
+    """Import the workload an entry names and check that it is one."""
+    module_name, _, attribute = entry.target.partition(":")
+    try:
+        target = importlib.import_module(module_name)
+        for part in filter(None, attribute.split(".")):
+            target = getattr(target, part)
+    except Exception as exc:     # a third party's import error is reported, not raised
+        raise BrokenWorkload(f"workload {entry.name} ({entry.origin}): cannot load "
+                             f"{entry.target}: {type(exc).__name__}: {exc}") from None
+    if not (isinstance(target, type) and issubclass(target, Workload)):
+        raise BrokenWorkload(f"workload {entry.name} ({entry.origin}): {entry.target} is not "
+                             f"a subclass of harness.workloads.base.Workload")
+    if target.name != entry.name:
+        raise BrokenWorkload(f"workload {entry.name} ({entry.origin}): the workload calls "
+                             f"itself {target.name!r}")
+    return target
+
+
+def make_workload(name: str, keys: int, *, mix: Mix | None = None, ops_per_key: int = 0,
+                  **options: Any) -> Workload:
+    """A fresh workload called `name` (UnknownWorkload, BrokenWorkload as `find`) over `keys`
+    keys at a time. `mix` replaces its default mix; `ops_per_key` retires a key after that
+    many operations (0: never).
+
+    `options` are the test's other workload settings by name (`cas_share`, `value_size`,
+    `consistency_models`, ...). The workload's constructor gets those it declares in `TAKES`;
+    its checkers get those it declares in `CHECK_OPTIONS` (an OptionError for a value they do
+    not take); the rest are not its own and are left out, so that one test's settings can be
+    handed to any workload. A None is "not given": the default stands."""
+    cls = find(name)
+    given = {key: value for key, value in options.items() if value is not None}
+    workload = cls(keys, mix=mix, ops_per_key=ops_per_key,
+                   **{key: value for key, value in given.items() if key in cls.TAKES})
+    declared = [option.name for option in cls.CHECK_OPTIONS]
+    workload.set_check_options({key: value for key, value in given.items()
+                                if key in declared})
+    return workload
