@@ -303,9 +303,14 @@ def _perform(client, recorder: Recorder, process: int, inv: Invocation,
         if close:
             client.close()
     kind = result["type"]
+    # An ok completion keeps an error only as the system's warning with its acknowledgement
+    # (PostgreSQL's cancelled wait for its standby): the client was told it took effect.
+    error = result.get("error")
+    if kind == "ok" and not str(error or "").startswith("warning:"):
+        error = None
     recorder.record(process, kind, inv.f, inv.key, result.get("value"),
                     node=result.get("node"), version=result.get("version") if kind == "ok"
-                    else None, error=result.get("error") if kind != "ok" else None)
+                    else None, error=error)
     return kind
 
 
