@@ -89,6 +89,25 @@ def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
                    elapsed=time.monotonic() - started)
 
 
+def interrupt_on(*signals: int) -> None:
+    """Make each of `signals` raise KeyboardInterrupt in this process, so that a run stops
+    and cleans up as on Ctrl-C; in a fork of it, end the fork at once instead.
+
+    Libraries fork helpers from inside a run (pyroute2 makes each namespace in a forked child
+    and ends it with SIGTERM): a fork inherits the handler and a copy of the run's stack, and a
+    KeyboardInterrupt there would unwind that copy through the run's own cleanup, removing the
+    namespaces the run had just made (seen: campaign runs that found no namespace file)."""
+    owner = os.getpid()
+
+    def interrupt(signum, frame):
+        if os.getpid() != owner:
+            os._exit(128 + signum)
+        raise KeyboardInterrupt
+
+    for sig in signals:
+        signal.signal(sig, interrupt)
+
+
 PARENT_ENV = "FAULTLINE_CELL_PARENT"      # the pid of the process that started the cell
 
 
@@ -117,8 +136,7 @@ def main() -> int:
     # SIGINT ignored, which its children would inherit); SIGTERM (a CI job cancelled, a
     # service stopped) does the same. Either way the run cleans up its processes and
     # namespaces.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    interrupt_on(signal.SIGINT, signal.SIGTERM)
     cell = json.loads(sys.stdin.read())
     # Only the outcome goes to stdout (a pipe the campaign reads once the run has ended:
     # anything more could fill it and stall the run); whatever the run prints goes to stderr.

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from harness import cli, report, store
 from harness.campaign import Campaign, CampaignError, Cell, load, parse_duration
-from harness.campaign_cell import RAN
+from harness.campaign_cell import RAN, interrupt_on
 from harness.campaign_runner import NOT_RUN, connect, run_here, run_on_dask
 
 CAMPAIGN_FILE = "campaign.json"
@@ -51,7 +51,7 @@ def register(sub) -> None:
 def campaign_command(args: argparse.Namespace) -> int:
     """Carry out `faultline campaign`; returns the exit code (see `exit_code`)."""
     # SIGTERM (a CI job cancelled) stops the runs as Ctrl-C does, each cleaning up.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    interrupt_on(signal.SIGTERM)
     try:
         campaign = load(args.file, args.rows or None, check=not args.scheduler)
         if args.budget is not None:

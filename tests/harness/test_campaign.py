@@ -500,3 +500,35 @@ def test_ten_runs_of_20_s_show_what_each_row_expects(tmp_path, where):
     # Every case passed, but a seed of early-ack that missed while the other caught it.
     assert all(kinds in ([], [Skipped]) for kinds in cases.values()), cases
     _nothing_left(tmp_path)
+
+
+FORKED_RUN = """
+import os, signal, sys, time
+from harness.campaign_cell import interrupt_on
+
+interrupt_on(signal.SIGTERM)
+try:
+    child = os.fork()
+    if child == 0:              # a library's helper, forked from inside the run
+        time.sleep(30)
+        os._exit(0)
+    time.sleep(0.3)
+    os.kill(child, signal.SIGTERM)
+    print(os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]))
+finally:                        # the run's cleanup: its own process's alone
+    with open(sys.argv[1], "a") as f:
+        f.write(f"{os.getpid()}\\n")
+"""
+
+
+def test_a_fork_of_a_run_ends_on_sigterm_without_running_the_runs_cleanup(tmp_path):
+    """pyroute2 makes each namespace in a forked child and ends it with SIGTERM; had the
+    child raised KeyboardInterrupt as the run does, it would have unwound its copy of the
+    run's stack through the run's cleanup and removed the namespaces just made."""
+    marker = tmp_path / "cleanups"
+    done = subprocess.run([sys.executable, "-c", FORKED_RUN, str(marker)], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(128 + signal.SIGTERM)
+    cleaned = marker.read_text().split()
+    assert len(cleaned) == 1 and int(cleaned[0]) != 0      # the parent's, not the fork's
