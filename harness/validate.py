@@ -9,7 +9,9 @@ verdict) in most of them; each safe configuration under combined faults, valid i
 them; `async` replication shown losing acknowledged writes when its leader is cut off, as the
 pattern says it may. etcd, a real system, must stay valid with linearizable reads and be
 caught with serializable ones; Redis with Sentinel must be shown losing acknowledged writes
-when its primary is paused or cut off, and nothing without faults.
+when its primary is paused or cut off, and nothing without faults; PostgreSQL must stay valid
+with serializable transactions and synchronous commit, and be caught with repeatable read
+(write skew) and with asynchronous commit over a failover (lost writes).
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ from typing import Any
 
 from harness.faults.base import Fault, FaultContext
 
-REJOIN_READY = 15.0       # seconds the new leader has to take connections before a rebuild
+REJOIN_READY = 15.0       # seconds a node has to take connections before it is promoted or
+                          # its data copied
 
 
 class Failover(Fault):
@@ -61,6 +62,8 @@ class Failover(Fault):
             if cluster.process(node).running:
                 cluster.kill(node)
         try:
+            # A follower just restarted (by a rebuild, or another fault) is still recovering.
+            cluster.wait_ready([new], REJOIN_READY)
             cluster.system.promote(cluster.layout.node(new), cluster.layout)
         except Exception:
             # Nothing was promoted: the old leader comes back as it was.

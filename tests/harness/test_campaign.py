@@ -19,7 +19,7 @@ from junitparser import Error, Failure, JUnitXml, Skipped
 
 from harness.campaign import (INVALID, LOSES_WRITES, VALID, CampaignError, load,
                               parse_duration)
-from harness.campaign_cell import shows
+from harness.campaign_cell import PARENT_ENV, shows
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -312,6 +312,26 @@ def test_ctrl_c_stops_every_run_and_leaves_nothing(tmp_path):
     _nothing_left(tmp_path)
 
 
+def _a_cell_of_this_test(process: psutil.Process, tmp_path: Path) -> bool:
+    """Whether `process` runs a campaign's cell started by this test: by this process or one
+    of its own (a Dask worker), by a campaign whose command line names `tmp_path`, or by a
+    campaign gone since (an orphan).
+    The cells of a campaign someone else runs on the machine meanwhile are not this test's."""
+    if "harness.campaign_cell" not in " ".join(process.info["cmdline"] or []):
+        return False
+    try:
+        parent = int(process.environ().get(PARENT_ENV, "0"))
+    except (psutil.Error, ValueError):
+        return True
+    if parent in (0, os.getpid()) or not psutil.pid_exists(parent):
+        return True
+    mine = {child.pid for child in psutil.Process().children(recursive=True)}
+    try:
+        return parent in mine or str(tmp_path) in " ".join(psutil.Process(parent).cmdline())
+    except psutil.Error:
+        return True
+
+
 def _nothing_left(tmp_path: Path) -> None:
     """No process of the campaign's runs is alive, and no worker's scratch directory is
     left."""
@@ -319,7 +339,7 @@ def _nothing_left(tmp_path: Path) -> None:
     while True:
         alive = [p for p in psutil.process_iter(["cmdline"])
                  if str(tmp_path) in " ".join(p.info["cmdline"] or []) or
-                 "harness.campaign_cell" in " ".join(p.info["cmdline"] or [])]
+                 _a_cell_of_this_test(p, tmp_path)]
         scratch = list(Path(tempfile.gettempdir()).glob("faultline-cell-*"))
         if not alive and not scratch or time.monotonic() > deadline:
             break
