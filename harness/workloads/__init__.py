@@ -14,11 +14,10 @@ Adding a workload to faultline itself is one module here and one line of `BUILTI
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
+from harness import plugins
+from harness.plugins import Entry
 from harness.workloads.base import Invocation, Mix, Workload
 
 __all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "BrokenWorkload", "Entry", "Invocation", "Mix",
@@ -42,25 +41,10 @@ class BrokenWorkload(RuntimeError):
     """A workload exists under that name but cannot be loaded; the message says why."""
 
 
-@dataclass(frozen=True)
-class Entry:
-    """Where a workload comes from: "builtin" or the distribution that declares it."""
-
-    name: str
-    target: str          # "module:attribute"
-    origin: str
-
-
 def entries() -> dict[str, Entry]:
     """Every workload name known here, built-in first; an entry point never replaces a
     built-in workload of the same name."""
-    found = {name: Entry(name, target, "builtin") for name, target in BUILTIN.items()}
-    for point in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if point.name not in found:
-            dist = getattr(point, "dist", None)
-            origin = f"entry point of {dist.name}" if dist is not None else "entry point"
-            found[point.name] = Entry(point.name, point.value, origin)
-    return found
+    return plugins.entries(BUILTIN, ENTRY_POINT_GROUP)
 
 
 def names() -> list[str]:
@@ -80,21 +64,7 @@ def find(name: str) -> type[Workload]:
 
 def load(entry: Entry) -> type[Workload]:
     """Import the workload an entry names and check that it is one."""
-    module_name, _, attribute = entry.target.partition(":")
-    try:
-        target = importlib.import_module(module_name)
-        for part in filter(None, attribute.split(".")):
-            target = getattr(target, part)
-    except Exception as exc:     # a third party's import error is reported, not raised
-        raise BrokenWorkload(f"workload {entry.name} ({entry.origin}): cannot load "
-                             f"{entry.target}: {type(exc).__name__}: {exc}") from None
-    if not (isinstance(target, type) and issubclass(target, Workload)):
-        raise BrokenWorkload(f"workload {entry.name} ({entry.origin}): {entry.target} is not "
-                             f"a subclass of harness.workloads.base.Workload")
-    if target.name != entry.name:
-        raise BrokenWorkload(f"workload {entry.name} ({entry.origin}): the workload calls "
-                             f"itself {target.name!r}")
-    return target
+    return plugins.load(entry, Workload, "workload", "workload", BrokenWorkload)
 
 
 def make_workload(name: str, keys: int, *, mix: Mix | None = None, ops_per_key: int = 0,

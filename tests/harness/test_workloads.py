@@ -62,7 +62,7 @@ def installed(monkeypatch):
             return points
         return real(**select)
 
-    monkeypatch.setattr(workloads.metadata, "entry_points", entry_points)
+    monkeypatch.setattr(metadata, "entry_points", entry_points)
 
 
 def test_the_registry_finds_each_builtin_workload_by_name():
