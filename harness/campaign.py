@@ -14,7 +14,7 @@
     system = [{name = "refnode"}, {name = "refnode", read_mode = "lease"}]
     workload = ["register", "set"]
     nemesis = [["partition"], ["partition", "kill"]]
-    expect = "valid"           # valid | invalid | loses-writes
+    expect = "valid"           # valid | invalid | loses-writes | keeps-writes
     seeds = 10
 
     [[row]]                    # one row, any test option overridden
@@ -43,7 +43,8 @@ from typing import Any
 from harness.testspec import SpecError, TestSpec, build, read_toml
 
 VALID, INVALID, LOSES_WRITES = "valid", "invalid", "loses-writes"
-EXPECTATIONS = (VALID, INVALID, LOSES_WRITES)
+KEEPS_WRITES = "keeps-writes"
+EXPECTATIONS = (VALID, INVALID, LOSES_WRITES, KEEPS_WRITES)
 CAMPAIGN_KEYS = ("name", "seeds", "first_seed", "jobs", "budget")
 ROW_KEYS = ("label", "expect", "needed", "seeds", "group")
 # A matrix block's axes: each a list whose elements vary from row to row.
@@ -66,7 +67,8 @@ class CampaignError(ValueError):
 @dataclass(frozen=True)
 class Row:
     """One configuration over its seeds, and what it must show: `needed` of its runs valid
-    (VALID), invalid (INVALID), or losing acknowledged writes (LOSES_WRITES)."""
+    (VALID), invalid (INVALID), losing acknowledged writes (LOSES_WRITES), or keeping every
+    acknowledged write whatever else the checkers find (KEEPS_WRITES)."""
 
     label: str
     expect: str

@@ -17,16 +17,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.campaign import INVALID, LOSES_WRITES, VALID
+from harness.campaign import INVALID, KEEPS_WRITES, LOSES_WRITES, VALID
 
 RAN, COULD_NOT_RUN = "ran", "could-not-run"
 
 
 def shows(results: dict[str, Any], expect: str) -> bool:
     """Whether a run's results show what a row expects of it: a valid verdict with the
-    cluster recovered (VALID), an invalid one (INVALID), or acknowledged writes lost
+    cluster recovered (VALID), an invalid one (INVALID), acknowledged writes lost
     (LOSES_WRITES: lost set elements that had been acknowledged, or the lost-writes checker's
-    finding)."""
+    finding), or none of them lost with the cluster recovered (KEEPS_WRITES: a promise about
+    acknowledged writes alone, such as synchronous replication's, which other anomalies the
+    checkers find do not break; a run whose checkers judge no writes shows nothing)."""
     checkers = results.get("checkers") or {}
     if expect == VALID:
         return results.get("valid") is True and bool(
@@ -37,6 +39,13 @@ def shows(results: dict[str, Any], expect: str) -> bool:
         losses = results.get("losses") or {}
         lost_register = (checkers.get("lost-writes") or {}).get("valid") is False
         return bool(losses.get("acknowledged")) or lost_register
+    if expect == KEEPS_WRITES:
+        lost_writes, set_full = checkers.get("lost-writes"), checkers.get("set-full")
+        if lost_writes is None and set_full is None:
+            return False
+        kept = (lost_writes is None or lost_writes.get("valid") is True) and \
+            not (results.get("losses") or {}).get("acknowledged")
+        return kept and bool((results.get("liveness") or {}).get("recovered"))
     raise ValueError(f"unknown expectation {expect!r}")
 
 

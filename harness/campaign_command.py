@@ -15,7 +15,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness import cli, report, store
-from harness.campaign import Campaign, CampaignError, Cell, load, parse_duration
+from harness.campaign import (KEEPS_WRITES, Campaign, CampaignError, Cell, load,
+                              parse_duration)
 from harness.campaign_cell import RAN, interrupt_on
 from harness.campaign_runner import NOT_RUN, connect, run_here, run_on_dask
 
@@ -28,7 +29,7 @@ def register(sub) -> None:
     p = sub.add_parser(
         "campaign", help="run a matrix of tests from a TOML file",
         description="Run every row of a campaign file over its seeds and check that each row "
-                    "shows what it must (valid, invalid, or loses-writes in enough seeds). "
+                    "shows what it must (valid, invalid, loses-writes or keeps-writes in enough seeds). "
                     "The runs, campaign.json and the JUnit file go to RUNS_DIR/NAME/TIME/. "
                     "Exit codes: 0 every row met its target, 1 some row did not, 5 some runs "
                     "could not run (and no row missed), 3 bad input, 130 interrupted.")
@@ -222,6 +223,10 @@ def _word(found: dict[str, Any], expect: str) -> str:
             "[bold yellow]could not run[/]"
     verdict = {True: "valid", False: "INVALID"}.get(found.get("valid"), "unknown")
     mark = "as expected" if found.get("shows") else "[bold red]unexpected[/]"
+    if expect == KEEPS_WRITES:
+        # The verdict alone would not say it: an invalid run may keep every acknowledged write.
+        verdict += ", acknowledged writes kept" if found.get("shows") else \
+            ", acknowledged writes lost or the cluster not recovered"
     return f"{verdict} ({mark})"
 
 

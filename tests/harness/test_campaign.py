@@ -17,8 +17,8 @@ import psutil
 import pytest
 from junitparser import Error, Failure, JUnitXml, Skipped
 
-from harness.campaign import (INVALID, LOSES_WRITES, VALID, CampaignError, load,
-                              parse_duration)
+from harness.campaign import (INVALID, KEEPS_WRITES, LOSES_WRITES, VALID, CampaignError,
+                              load, parse_duration)
 from harness.campaign_cell import PARENT_ENV, shows
 
 REPO = Path(__file__).resolve().parents[2]
@@ -171,6 +171,19 @@ def test_a_run_shows_what_its_row_expects_by_its_results():
     assert shows(lost, INVALID) and shows(stale, INVALID) and not shows(valid, INVALID)
     assert shows(lost, LOSES_WRITES) and shows(register_lost, LOSES_WRITES)
     assert not shows(stale, LOSES_WRITES) and not shows(valid, LOSES_WRITES)
+    # Acknowledged writes kept: another anomaly (a read of a write never acknowledged, later
+    # gone) does not break that promise; a loss, a cluster that never recovered, or a run
+    # whose checkers judge no writes does not show it.
+    kept_but_stale = {"valid": False, "liveness": {"recovered": True},
+                      "checkers": {"linearizable": {"valid": False},
+                                   "lost-writes": {"valid": True}}}
+    kept_set = {"valid": True, "liveness": {"recovered": True},
+                "checkers": {"set-full": {"valid": True}}, "losses": {"acknowledged": 0}}
+    assert shows(kept_but_stale, KEEPS_WRITES) and shows(kept_set, KEEPS_WRITES)
+    assert not shows(dict(register_lost, liveness={"recovered": True}), KEEPS_WRITES)
+    assert not shows(dict(lost, checkers={"set-full": {"valid": False}}), KEEPS_WRITES)
+    assert not shows(dict(kept_but_stale, liveness={"recovered": False}), KEEPS_WRITES)
+    assert not shows(valid, KEEPS_WRITES)
 
 
 def test_junit_fails_what_ci_should_see_and_skips_what_the_row_absorbed(tmp_path):
