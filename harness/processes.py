@@ -139,10 +139,20 @@ class GuardedProcess:
                 pass
 
     def stop(self) -> int | None:
-        """Ask for a clean shutdown (SIGTERM through the guard, SIGKILL after the grace time);
-        returns the command's exit status, or None if it was not running."""
+        """Ask for a clean shutdown (SIGTERM through the guard, SIGKILL after the grace time),
+        paused processes resumed first; whatever of the command's tree outlives it is
+        SIGKILLed. Returns the command's exit status, or None if it was not running."""
         if self._guard is None:
             return None
+        # A paused process cannot shut down, nor can it be reached by the guard's signal to
+        # the command's process group once it has a session of its own (PostgreSQL's
+        # backends): resume the whole tree first, and kill what is left of it at the end.
+        tree = self._tree()
+        for process in tree:
+            try:
+                process.resume()
+            except psutil.Error:
+                pass
         if self._guard.poll() is None:
             self._guard.send_signal(signal.SIGTERM)
         try:
@@ -151,6 +161,13 @@ class GuardedProcess:
             self._guard.kill()
             status = self._guard.wait()
             kill_tree_of(self.pid)
+        left = [process for process in tree if process.is_running()]
+        for process in left:
+            try:
+                process.kill()
+            except psutil.Error:
+                pass
+        wait_gone(left, timeout=5)
         self._close_pipes()
         return status
 

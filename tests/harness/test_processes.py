@@ -107,6 +107,31 @@ def test_a_paused_process_is_still_stopped_cleanly(tmp_path, state_dir):
     assert wait_until(lambda: gone(node.pid))
 
 
+# A command whose child leaves its process group for a session of its own, as each of
+# PostgreSQL's backends does: a signal to the command's group never reaches it.
+PARENT_OF_SESSION_LEADER = [sys.executable, "-c", textwrap.dedent("""
+    import os, subprocess, sys, time
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
+                             start_new_session=True)
+    print("child", child.pid, flush=True)
+    time.sleep(600)
+""")]
+
+
+def test_a_paused_tree_with_its_own_sessions_is_stopped_whole(tmp_path, state_dir):
+    """Stopped paused (a run interrupted during a pause fault): the child in a session of
+    its own would have outlived its parent, paused for good, had stop signalled the group
+    alone."""
+    with Supervisor(Registry(state_dir)) as supervisor:
+        node = supervisor.start("n1", PARENT_OF_SESSION_LEADER, tmp_path / "n1.log")
+        assert wait_until(lambda: len(children_of(node.pid)) == 1)
+        child = children_of(node.pid)[0]
+        assert os.getsid(child) != os.getsid(node.pid)
+        node.pause()
+        assert wait_until(lambda: psutil.Process(child).status() == psutil.STATUS_STOPPED)
+    assert wait_until(lambda: gone(node.pid) and gone(child))
+
+
 def test_a_command_that_cannot_start_is_reported(tmp_path, state_dir):
     with Supervisor(Registry(state_dir)) as supervisor:
         with pytest.raises(ProcessError, match="could not start"):
