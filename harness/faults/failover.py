@@ -61,17 +61,24 @@ class Failover(Fault):
         for node in old:
             if cluster.process(node).running:
                 cluster.kill(node)
-        try:
-            # A follower just restarted (by a rebuild, or another fault) is still recovering.
-            cluster.wait_ready([new], REJOIN_READY)
-            cluster.system.promote(cluster.layout.node(new), cluster.layout)
-        except Exception:
-            # Nothing was promoted: the old leader comes back as it was.
-            ctx.restart_released(self.name, old)
-            raise
+        # Fenced before the promotion: from here on the old leaders come back only as
+        # followers, rebuilt, whatever becomes of the promotion.
+        self._pending = (old, new)
         for node in old:
             cluster.system.fence(cluster.layout.node(node), cluster.layout)
-        self._pending = (old, new)
+        promoted, why = _promote(cluster, new)
+        if promoted is False:
+            # Certainly nothing was promoted: the old leaders come back as they were.
+            self._pending = None
+            for node in old:
+                cluster.system.unfence(cluster.layout.node(node), cluster.layout)
+            ctx.restart_released(self.name, old)
+            raise RuntimeError(f"{new} was not promoted ({why}); {', '.join(old)} restarted "
+                               f"as before")
+        if promoted is None:
+            # It may yet finish promoting: bringing an old leader back could make two.
+            raise RuntimeError(f"{new}: {why}; {', '.join(old)} kept fenced, to be rebuilt "
+                               f"once {new} leads")
         value.update(nodes=old, promoted=new)
         return value
 
@@ -81,8 +88,8 @@ class Failover(Fault):
             return value
         old, new = self._pending
         if not self._rejoin(ctx):
-            value["deferred"] = f"{new}, the new leader, is not up: {', '.join(old)} " \
-                                f"stays down"
+            value["deferred"] = f"{new}, the new leader, is not up or does not lead: " \
+                                f"{', '.join(old)} stays down"
             return value
         value["nodes"] = ctx.restart_released(self.name, old)
         value["following"] = new
@@ -96,7 +103,7 @@ class Failover(Fault):
         old, new = self._pending
         if not self._rejoin(ctx):
             raise RuntimeError(f"{', '.join(old)} not rebuilt: {new}, the new leader, is "
-                               f"not up")
+                               f"not up or does not lead")
         for node in old:
             if not ctx.cluster.process(node).running:
                 ctx.cluster.restart(node, wait=False)
@@ -105,13 +112,16 @@ class Failover(Fault):
     def _rejoin(self, ctx: FaultContext) -> bool:
         """Rebuild each old leader as a follower of the new one (killing it first if another
         fault restarted it meanwhile: as fenced, it came back a follower that cannot follow).
-        False, and nothing done, while the new leader is down or paused (another fault): its
-        data cannot be copied then, and the old leader waits for a later try."""
+        False, and nothing done, while the new leader is down or paused (another fault), or
+        does not lead (its promotion never finished): its data cannot be copied then, and the
+        old leader waits for a later try."""
         old, new = self._pending
         cluster = ctx.cluster
         if not ctx.up([new]):
             return False
         cluster.wait_ready([new], REJOIN_READY)     # a leader just restarted is recovering
+        if cluster.leader() != new:                 # a promotion that never finished
+            return False
         for node in old:
             if cluster.process(node).running:
                 cluster.kill(node)
@@ -119,3 +129,21 @@ class Failover(Fault):
                                   cluster.layout)
         self._pending = None
         return True
+
+
+def _promote(cluster, new: str) -> tuple[bool | None, str]:
+    """Promote `new`: (True, "") once it leads; (False, why) when it certainly does not
+    (it never became ready, or says it is a follower still); (None, why) when that is not
+    known (it may yet finish promoting)."""
+    try:
+        # A follower just restarted (by a rebuild, or another fault) is still recovering.
+        cluster.wait_ready([new], REJOIN_READY)
+    except Exception as exc:
+        return False, f"not ready: {type(exc).__name__}: {exc}"
+    try:
+        promoted = cluster.system.promote(cluster.layout.node(new), cluster.layout)
+    except Exception as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+    if promoted is None:
+        return None, "it does not say whether it was promoted"
+    return bool(promoted), "" if promoted else "it is a follower still"

@@ -233,8 +233,13 @@ class Failover(Protocol):
         follower, whoever restarts it."""
         ...
 
-    def promote(self, node: NodeSlot, layout: ClusterLayout) -> None:
-        """Make the follower `node` the leader; returns once it takes writes."""
+    def unfence(self, node: NodeSlot, layout: ClusterLayout) -> None:
+        """Undo `fence` (no follower was promoted: `node` leads still)."""
+        ...
+
+    def promote(self, node: NodeSlot, layout: ClusterLayout) -> bool | None:
+        """Make the follower `node` the leader: True once it takes writes, False when it is
+        certainly a follower still, None when it cannot tell (it may yet become leader)."""
         ...
 
     def follow(self, node: NodeSlot, leader: NodeSlot, layout: ClusterLayout) -> None:

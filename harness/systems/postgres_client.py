@@ -12,10 +12,12 @@ Outcomes:
 - register read: `SELECT`; a read that does not complete `fail`s (it changed nothing).
 - write: an upsert; cas: `UPDATE ... WHERE val = expected` (`fail` when no row matched).
 - txn (list-append): `BEGIN ISOLATION LEVEL <isolation>`, each micro-operation in turn (a
-  read selects the whole list, an append upserts `val || ARRAY[element]`), `COMMIT`. An error
-  from the server before COMMIT (a serialization failure, a statement timeout) rolls back:
-  `fail`. So does a connection lost before COMMIT was sent, or an error the server gives for
-  COMMIT itself. A connection lost once COMMIT was sent is `info`.
+  read selects the whole list, an append upserts `val || ARRAY[element]`), `COMMIT`. Anything
+  that goes wrong before COMMIT was sent (a serialization failure, a cancelled statement, a
+  lost connection) leaves the transaction rolled back: `fail`. Once COMMIT was sent, only the
+  server's refusal of it (a serialization failure) is `fail`; anything else (a lost
+  connection, a cancelled or terminated backend) is `info`, since PostgreSQL commits locally
+  before it waits for a standby.
 - A commit that PostgreSQL acknowledges with a warning (its wait for the synchronous standby
   cancelled: "The transaction has already committed locally, but might not have been
   replicated to the standby") is `ok`, with the warning in `error`: the application was told
@@ -43,6 +45,8 @@ from psycopg.types.json import Jsonb
 ISOLATION_SQL = {"read-committed": "READ COMMITTED", "repeatable-read": "REPEATABLE READ",
                  "serializable": "SERIALIZABLE"}
 SYNC_CANCELLED = "synchronous replication"     # in the warning of a cancelled sync wait
+OPERATIONS = ("read", "write", "cas", "txn")
+MICRO_OPS = ("r", "append")
 DATABASE = "postgres"
 CANCEL_GRACE = 0.5          # share of a client's patience left to the server after a cancel
 CANCEL_REQUEST_TIMEOUT = 1.0
@@ -61,18 +65,25 @@ def conninfo(hosts: list[tuple[str, int]], timeout: float, read_write: bool = Tr
     return psycopg.conninfo.make_conninfo(**params)
 
 
-class _Deadline:
-    """Ends an operation that outlasts `seconds`. With `cancel`, it first asks the server to
-    cancel it (a cancel request, as JDBC's query timeout sends) and gives the server
-    `CANCEL_GRACE` of the time to answer; then, or at once without `cancel`, it shuts the
-    socket down. The lock keeps the timers from touching the descriptor once the operation
-    is over (it could by then be another connection's)."""
+class Deadline:
+    """Ends an operation on `connection` that outlasts `seconds`. With `cancel`, it first
+    asks the server to cancel it (a cancel request, as JDBC's query timeout sends) and gives
+    the server `CANCEL_GRACE` of the time to answer; then, or at once without `cancel`, it
+    shuts the socket down.
+
+    The socket is held through a duplicate of its descriptor, taken now and closed when the
+    operation is over: libpq closes its own descriptor as soon as it sees the connection end,
+    and a timer acting on that number could hit another socket given the same number since.
+    The lock keeps the timers from acting once the operation is over. `cancelling` says a
+    cancel request was sent (or is being sent): it may still reach the server after the
+    operation ended, so the connection must not serve another operation."""
 
     def __init__(self, connection: psycopg.Connection, seconds: float, cancel: bool = False):
         self._connection = connection
-        self._fd = connection.pgconn.socket
+        self._socket = socket.socket(fileno=os.dup(connection.pgconn.socket))
         self._lock = threading.Lock()
         self._over = False
+        self.cancelling = False
         grace = seconds * CANCEL_GRACE if cancel else 0.0
         self._timers = [threading.Timer(seconds, self._cut)] if not cancel else [
             threading.Timer(seconds - grace, self._cancel), threading.Timer(seconds, self._cut)]
@@ -83,6 +94,7 @@ class _Deadline:
         with self._lock:
             if self._over:
                 return
+            self.cancelling = True
         try:
             # Its own connection to the server, bounded: a paused server never answers it.
             self._connection.cancel_safe(timeout=CANCEL_REQUEST_TIMEOUT)
@@ -94,12 +106,11 @@ class _Deadline:
             if self._over:
                 return
             try:
-                with socket.socket(fileno=os.dup(self._fd)) as sock:
-                    sock.shutdown(socket.SHUT_RDWR)
+                self._socket.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
 
-    def __enter__(self) -> "_Deadline":
+    def __enter__(self) -> "Deadline":
         for timer in self._timers:
             timer.start()
         return self
@@ -109,6 +120,7 @@ class _Deadline:
             self._over = True
         for timer in self._timers:
             timer.cancel()
+        self._socket.close()
 
 
 class PostgresClient:
@@ -127,6 +139,8 @@ class PostgresClient:
     # --- connection ------------------------------------------------------------------------
 
     def _connected(self) -> psycopg.Connection:
+        if self._connection is not None and self._connection.broken:
+            self.close()
         if self._connection is None or self._connection.closed:
             connection = psycopg.connect(self.conninfo, autocommit=True)
             connection.add_notice_handler(self._notice)
@@ -154,23 +168,40 @@ class PostgresClient:
     # --- operations ------------------------------------------------------------------------
 
     def invoke(self, f: str, key: str | None, value: Any, **options: Any) -> dict:
+        if f not in OPERATIONS:
+            raise ValueError(f"postgres clients do not perform {f!r}")
+        if f == "txn":
+            unknown = sorted({mop[0] for mop in value} - set(MICRO_OPS))
+            if unknown:
+                raise ValueError(f"postgres transactions have no micro-operation {unknown[0]!r}")
         try:
             connection = self._connected()
         except psycopg.Error as exc:
             return self._failed("fail", value, f"not connected: {_said(exc)}")
         node = self._node()
         self._warnings.clear()
-        if f == "txn":
-            return self._transaction(connection, value, node)
         try:
-            with _Deadline(connection, self.timeout, self.cancel_on_timeout):
-                result = self._single(connection, f, key, value)
-        except psycopg.Error as exc:
+            deadline = Deadline(connection, self.timeout, self.cancel_on_timeout)
+        except (psycopg.Error, OSError) as exc:       # the connection went meanwhile
             self.close()
-            sure = f == "read" or _refused(exc)
-            return self._failed("fail" if sure else "info", value, _said(exc), node)
-        result["node"] = node
-        return result
+            return self._failed("fail", value, f"not connected: {_said(exc)}")
+        try:
+            if f == "txn":
+                return self._transaction(connection, deadline, value, node)
+            try:
+                with deadline:
+                    result = self._single(connection, f, key, value)
+            except psycopg.Error as exc:
+                self.close()
+                sure = f == "read" or _refused(exc)
+                return self._failed("fail" if sure else "info", value, _said(exc), node)
+            result["node"] = node
+            return result
+        finally:
+            if deadline.cancelling:
+                # A cancel request sent for this operation may reach the server during the
+                # next one: this connection serves no other.
+                self.close()
 
     def _single(self, connection: psycopg.Connection, f: str, key: str, value: Any) -> dict:
         if f == "read":
@@ -188,13 +219,14 @@ class PostgresClient:
             if done.rowcount == 1:
                 return self._ok(value)
             return {"type": "fail", "value": value, "error": "cas: another value"}
-        raise ValueError(f"postgres clients do not perform {f!r}")
+        raise ValueError(f"postgres clients do not perform {f!r}")    # checked in invoke
 
-    def _transaction(self, connection: psycopg.Connection, mops: list, node: str | None) -> dict:
+    def _transaction(self, connection: psycopg.Connection, deadline: Deadline, mops: list,
+                     node: str | None) -> dict:
         committing = False
         done: list = []
         try:
-            with _Deadline(connection, self.timeout, self.cancel_on_timeout):
+            with deadline:
                 connection.execute(sql.SQL("BEGIN ISOLATION LEVEL {}").format(
                     sql.SQL(self.isolation)))
                 for f, key, element in mops:
@@ -208,8 +240,6 @@ class PostgresClient:
                             "ON CONFLICT (key) DO UPDATE SET val = lists.val || EXCLUDED.val",
                             (key, element))
                         done.append([f, key, element])
-                    else:
-                        raise ValueError(f"postgres transactions have no micro-operation {f!r}")
                 committing = True
                 connection.execute("COMMIT")
         except psycopg.Error as exc:
@@ -238,7 +268,7 @@ class PostgresClient:
             self.close()
             return
         try:
-            with _Deadline(self._connection, self.timeout):
+            with Deadline(self._connection, self.timeout):
                 self._connection.execute("ROLLBACK")
         except Exception:        # the connection is no longer usable: start afresh
             self.close()
@@ -255,18 +285,26 @@ class PostgresClient:
         return {"type": kind, "value": value, "error": error, "node": node}
 
 
-# SQLSTATE classes of errors that mean the statement (and with COMMIT, the transaction) did not
-# take effect: transaction rollback (serialization failures, deadlocks), integrity
-# constraints, bad data, syntax or access, invalid transaction state.
-REFUSALS = ("40", "23", "22", "42", "25")
+# Errors that mean the statement (and with COMMIT, the transaction) did not take effect, by
+# SQLSTATE: serialization failure, deadlock; integrity constraints, bad data, syntax or access
+# (whole classes); a read-only transaction's write, a statement in a failed transaction. Not
+# a whole class where some of its errors can come after a local commit (class 40 also holds
+# "statement completion unknown", class 25 transaction timeouts).
+REFUSED_STATES = frozenset({"40001", "40P01", "25006", "25P02"})
+REFUSED_CLASSES = ("23", "22", "42")
 
 
 def _refused(exc: psycopg.Error) -> bool:
-    """Whether the server refused the statement, so that it certainly did not take effect. A
-    lost connection (no SQLSTATE), a cancelled or terminated statement could have committed:
-    PostgreSQL commits locally before it waits for a standby."""
+    """Whether the server refused the statement with an ERROR, so that it certainly did not
+    take effect. A lost connection (no SQLSTATE), a cancelled or terminated statement could
+    have committed: PostgreSQL commits locally before it waits for a standby."""
     state = getattr(exc, "sqlstate", None)
-    return bool(state) and state[:2] in REFUSALS
+    diagnostic = getattr(exc, "diag", None)
+    severity = getattr(diagnostic, "severity_nonlocalized", None) or \
+        getattr(diagnostic, "severity", None)
+    if not state or severity not in ("ERROR", None):
+        return False
+    return state in REFUSED_STATES or state[:2] in REFUSED_CLASSES
 
 
 def _said(exc: BaseException) -> str:

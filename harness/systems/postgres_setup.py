@@ -17,6 +17,7 @@ setup removes every scratch directory whose harness is gone (its pid and start t
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import os
 import pwd
@@ -81,14 +82,20 @@ def as_server_user(argv: list[str]) -> list[str]:
     if not running_as_root():
         return argv
     uid, gid = server_user()
-    return ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--", *argv]
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        raise SystemUnavailable("postgres: PostgreSQL refuses to run as root, and setpriv "
+                                "(util-linux), which runs it as another user, is not on the "
+                                "PATH")
+    return [setpriv, f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--", *argv]
 
 
 def run_tool(argv: list[str], what: str, timeout: float = TOOL_TIMEOUT,
-             stdin: str | None = None) -> str:
+             stdin: str | None = None, refuse_output: str | None = None) -> str:
     """Run one short PostgreSQL tool as the servers' user; its standard output. A tool that
-    fails or outlasts `timeout` is a SystemUnavailable naming `what` with its last line of
-    error output."""
+    fails, outlasts `timeout`, or says `refuse_output` (single-user mode reports a failed
+    statement and still exits 0) is a SystemUnavailable naming `what` with its last line of
+    error output (the line that says `refuse_output`)."""
     env = dict(os.environ, LC_ALL="C", LANG="C")
     env.pop("PGDATA", None)
     try:
@@ -101,6 +108,11 @@ def run_tool(argv: list[str], what: str, timeout: float = TOOL_TIMEOUT,
         lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
         said = lines[-1].strip() if lines else f"exit status {done.returncode}"
         raise SystemUnavailable(f"postgres: {what}: {said}")
+    if refuse_output:
+        said = [line.strip() for line in (done.stdout + done.stderr).splitlines()
+                if refuse_output in line]
+        if said:
+            raise SystemUnavailable(f"postgres: {what}: {said[0]}")
     return done.stdout
 
 
@@ -137,28 +149,32 @@ def scratch_root() -> Path:
     return root
 
 
-def usable_install(postgres: str) -> Path:
+def usable_install(postgres: str, version: str) -> Path:
     """The `bin` directory to run the servers from: the one `postgres` is in when the servers'
     user can reach it, else a copy of its installation (bin, lib, share) made once under the
-    scratch root."""
+    scratch root, one per version and place (under a lock: two harnesses may start at once)."""
     uid, gid = server_user()
     bin_dir = Path(postgres).resolve().parent
     if reachable(Path(postgres).resolve(), uid, gid):
         return bin_dir
     install = bin_dir.parent
-    version = re.sub(r"[^\w.]+", "-", str(install)).strip("-")[-60:]
-    cached = scratch_root() / BINARY_CACHE / version
-    if not (cached / "bin" / "postgres").is_file():
-        partial = cached.with_name(cached.name + f".partial-{os.getpid()}")
-        shutil.rmtree(partial, ignore_errors=True)
-        shutil.copytree(install, partial, symlinks=True)
-        for directory in (cached.parent, scratch_root() / BINARY_CACHE):
-            directory.mkdir(mode=0o755, parents=True, exist_ok=True)
-        shutil.rmtree(cached, ignore_errors=True)
-        os.replace(partial, cached)
-        for path in [cached, *cached.rglob("*")]:
-            if path.is_dir() and not path.is_symlink():
-                os.chmod(path, 0o755)
+    place = re.sub(r"[^\w.]+", "-", f"{version}-{install}").strip("-")[-80:]
+    cache = scratch_root() / BINARY_CACHE
+    cache.mkdir(mode=0o755, exist_ok=True)
+    cached = cache / place
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (cached / "bin" / "postgres").is_file():
+            partial = cache / f".{place}.partial-{os.getpid()}"
+            try:
+                shutil.copytree(install, partial, symlinks=True)
+                for path in [partial, *partial.rglob("*")]:
+                    if path.is_dir() and not path.is_symlink():
+                        os.chmod(path, 0o755)
+                shutil.rmtree(cached, ignore_errors=True)
+                os.replace(partial, cached)
+            finally:
+                shutil.rmtree(partial, ignore_errors=True)
     return cached / "bin"
 
 
@@ -190,8 +206,10 @@ def reap_scratch(root: Path) -> list[Path]:
 
 
 def _alive(pid: int, started: int) -> bool:
+    """Whether `pid` runs and started at `started` (whole seconds; the kernel's boot time, from
+    which start times are reckoned, can read a second apart between two processes)."""
     try:
-        return int(psutil.Process(pid).create_time()) == started
+        return abs(psutil.Process(pid).create_time() - started) <= 1.5
     except psutil.Error:
         return False
 

@@ -29,15 +29,20 @@ class _Slot:
 @dataclass
 class _System:
     steps: list = field(default_factory=list)
-    promote_fails: bool = False
+    promotes: bool | None = True        # what promote says: True, False (no), None (unknown)
+    cluster: object = None
 
     def fence(self, node, layout):
         self.steps.append(("fence", node.id))
 
+    def unfence(self, node, layout):
+        self.steps.append(("unfence", node.id))
+
     def promote(self, node, layout):
-        if self.promote_fails:
-            raise RuntimeError(f"{node.id}: not promoted")
         self.steps.append(("promote", node.id))
+        if self.promotes:
+            self.cluster.current_leader = node.id
+        return self.promotes
 
     def follow(self, node, leader, layout):
         self.steps.append(("follow", node.id, leader.id))
@@ -51,7 +56,7 @@ class _Layout:
 class _Cluster:
     def __init__(self, leader="n1"):
         self.ids = ["n1", "n2"]
-        self.system = _System()
+        self.system = _System(cluster=self)
         self.layout = _Layout()
         self.processes = {n: _Process() for n in self.ids}
         self.current_leader = leader
@@ -83,8 +88,8 @@ def test_the_leader_is_fenced_a_follower_promoted_then_the_old_leader_rebuilt():
     ctx = _context(cluster)
     started = fault.start(ctx, {})
     assert started == {"nodes": ["n1"], "promoted": "n2"}
-    assert cluster.system.steps == [("kill", "n1"), ("promote", "n2"), ("fence", "n1")]
-    cluster.current_leader = "n2"
+    # Fenced before the promotion: whatever becomes of it, n1 comes back only as a follower.
+    assert cluster.system.steps == [("kill", "n1"), ("fence", "n1"), ("promote", "n2")]
     stopped = fault.stop(ctx, started, {"of": "failover"})
     assert stopped["nodes"] == ["n1"] and stopped["following"] == "n2"
     assert cluster.system.steps[3:] == [("follow", "n1", "n2"), ("restart", "n1")]
@@ -119,22 +124,51 @@ def test_the_end_of_the_run_rebuilds_an_old_leader_left_down():
     assert cluster.processes["n1"].running
 
 
-def test_a_promotion_that_fails_brings_the_old_leader_back_unfenced():
+def test_a_promotion_that_certainly_failed_brings_the_old_leader_back_unfenced():
     cluster, fault = _Cluster(), Failover()
-    cluster.system.promote_fails = True
+    cluster.system.promotes = False
     ctx = _context(cluster)
-    with pytest.raises(RuntimeError, match="not promoted"):
+    with pytest.raises(RuntimeError, match="n2 was not promoted"):
         fault.start(ctx, {})
-    assert cluster.system.steps == [("kill", "n1"), ("restart", "n1")]
+    assert cluster.system.steps == [("kill", "n1"), ("fence", "n1"), ("promote", "n2"),
+                                    ("unfence", "n1"), ("restart", "n1")]
     assert fault.stop(ctx, {}, {"of": "failover"}) == {"of": "failover"}
+
+
+def test_a_promotion_that_may_yet_finish_keeps_the_old_leader_fenced_and_down():
+    """Restarting the old leader while the follower may still become leader could make two
+    leaders: it stays down, fenced, until the new one leads, then it is rebuilt."""
+    cluster, fault = _Cluster(), Failover()
+    cluster.system.promotes = None
+    ctx = _context(cluster)
+    with pytest.raises(RuntimeError, match="kept fenced"):
+        fault.start(ctx, {})
+    assert not cluster.processes["n1"].running
+    assert fault.stop(ctx, {}, {"of": "failover"})["deferred"].startswith("n2, the new leader")
+    assert not cluster.processes["n1"].running
+    cluster.current_leader = "n2"                  # the promotion finished after all
+    assert fault.heal(ctx) == {"rejoined": ["n1"], "following": "n2"}
+    assert cluster.system.steps[-2:] == [("follow", "n1", "n2"), ("restart", "n1")]
+
+
+def test_an_old_leader_another_fault_also_holds_waits_for_it():
+    cluster, fault = _Cluster(), Failover()
+    ctx = _context(cluster)
+    ctx.hold("kill", ["n1"])                       # a kill of n1 that has not ended yet
+    started = fault.start(ctx, {})
+    stopped = fault.stop(ctx, started, {"of": "failover"})
+    assert stopped["nodes"] == [] and not cluster.processes["n1"].running
+    assert ("follow", "n1", "n2") in cluster.system.steps
+    assert ctx.restart_released("kill", ["n1"]) == ["n1"]
 
 
 @pytest.mark.parametrize("down, said", [
     ({"n2": "running"}, "no follower is up to promote"),
     ({"n2": "paused"}, "no follower is up to promote"),
+    ({}, "no leader, and every node is up"),
 ])
-def test_no_failover_without_a_follower_up(down, said):
-    cluster, fault = _Cluster(), Failover()
+def test_no_failover_without_a_follower_up_or_a_leader_to_replace(down, said):
+    cluster, fault = _Cluster(leader="n1" if down else None), Failover()
     for node, how in down.items():
         if how == "running":
             cluster.processes[node].running = False

@@ -37,17 +37,23 @@ from tests.harness.real_systems import leftovers, needs
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = needs(PostgresSystem, "PostgreSQL", INSTALL)
 
-# The standby cut off from 2 s to 5 s, and promoted at 3.5 s, while cut off; the old primary
-# rebuilt as its standby at 6 s.
+# The standby cut off from 1 s to 6 s, and promoted at 3 s, while cut off; the old primary
+# rebuilt as its standby at 7 s. (On a busy machine each step may come a second or two late:
+# the promotion still falls inside the cut, and the cut inside the writes.)
 CUT_OFF = {"shape": "isolate", "mode": "drop", "grudge": {"n1": ["n2"], "n2": ["n1"]}}
-FAILOVER_WHILE_CUT_OFF = occurrence("partition", CUT_OFF, 2.0, 5.0) + \
-    occurrence("failover", {}, 3.5, 6.0)
+FAILOVER_WHILE_CUT_OFF = occurrence("partition", CUT_OFF, 1.0, 6.0) + \
+    occurrence("failover", {}, 3.0, 7.0)
+
+
+# Writes until the promotion, then reads alone: a write acknowledged before it and missing
+# after it shows in every later read, not overwritten by the next write to its key first.
+WRITES_THEN_READS = [{"seconds": 4.0}, {"seconds": 4.0, "mix": {"read": 1.0}}]
 
 
 def _spec(tmp_path, **values) -> TestSpec:
-    spec = dict(system="postgres", nodes=2, workload="register", seed=1, time_limit=7.0,
-                nemesis=("partition", "failover"), schedule=list(FAILOVER_WHILE_CUT_OFF),
-                runs_dir=str(tmp_path / "runs"))
+    spec = dict(system="postgres", nodes=2, workload="register", seed=1,
+                phases=WRITES_THEN_READS, nemesis=("partition", "failover"),
+                schedule=list(FAILOVER_WHILE_CUT_OFF), runs_dir=str(tmp_path / "runs"))
     spec.update(values)
     return TestSpec(**spec)
 
@@ -70,9 +76,26 @@ def _lost_writes(result) -> list:
     return [operations[item["write_id"]] for item in lost.get("lost", [])]
 
 
+def _servers_of_this_process() -> list[str]:
+    """PostgreSQL processes working in a scratch directory this test process made (a
+    server's data directory is its working directory; its command line names the run
+    directory nowhere)."""
+    import psutil
+
+    mine = str(postgres_setup.scratch_root() / f"{os.getpid()}-")
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            if process.cwd().startswith(mine) or mine in " ".join(process.info["cmdline"] or []):
+                found.append(" ".join(process.info["cmdline"] or []))
+        except psutil.Error:
+            pass
+    return found
+
+
 def _nothing_left(result) -> None:
     """No server running, no scratch directory of this run, the data in the run directory."""
-    assert leftovers(result.run_dir) == []
+    assert leftovers(result.run_dir) == [] and _servers_of_this_process() == []
     for node in ("n1", "n2"):
         data = result.run_dir / "nodes" / node / "pgdata"
         assert not data.is_symlink() and (data / "PG_VERSION").is_file()
@@ -88,8 +111,11 @@ def test_asynchronous_commit_loses_acknowledged_writes_on_failover(tmp_path):
     assert result.valid is False
     assert result.results["checkers"]["lost-writes"]["valid"] is False
     lost = _lost_writes(result)
-    # Acknowledged while the standby was cut off (2 s), before the promotion (3.5 s).
-    assert lost and all(2.0 <= op.ret / 1e9 <= 4.0 for op in lost)
+    # Acknowledged while the standby was cut off, before the promotion.
+    cut = next(e["time"] for e in events if e["f"] == "start-partition" and e["type"] == "info")
+    outside = [(op.ret, cut, promoted[0]["time"]) for op in lost
+               if not cut - 1e9 <= op.ret <= promoted[0]["time"]]
+    assert lost and outside == []
     # Found by the checkers: PostgreSQL said nothing to the clients.
     assert _warned(events) == []
     assert result.liveness["recovered"]
@@ -155,7 +181,8 @@ def test_a_missing_postgres_is_a_one_line_error_naming_the_install(tmp_path):
 
 
 def _list_append(tmp_path, isolation: str, **values) -> TestSpec:
-    spec = dict(workload="list-append", nemesis=(), schedule=None, time_limit=5.0,
+    spec = dict(workload="list-append", nemesis=(), schedule=None, phases=None,
+                time_limit=8.0,
                 system_options={"isolation": isolation},
                 consistency_models=["serializable", "snapshot-isolation"])
     spec.update(values)
@@ -186,6 +213,9 @@ def test_serializable_transactions_show_no_anomaly_through_kills(tmp_path):
     checked = result.results["checkers"]["list-append"]
     assert checked["valid"] is True, checked["summary"]
     assert checked["figures"]["transactions"]["ok"] > 100
+    refused = [e for e in _events(result.run_dir) if e["type"] == "fail" and
+               "could not serialize" in (e.get("error") or "")]
+    assert refused
     kills = [e for e in _events(result.run_dir) if e["f"] == "kill" and e["type"] == "info"]
     assert kills
     _nothing_left(result)
@@ -213,6 +243,7 @@ def test_a_pause_stops_the_postmaster_and_every_backend(tmp_path):
         assert len({p.pid for p in tree}) >= 5     # postmaster, its helpers, a walsender
         assert len({os.getsid(p.pid) for p in tree}) > 1
         cluster.pause("n1")
+        tree = [p for p in tree if p.is_running()]    # a helper may have ended meanwhile
         try:
             # SIGSTOP takes effect as each process is next scheduled: look until it has.
             deadline = time.monotonic() + 10
@@ -221,7 +252,8 @@ def test_a_pause_stops_the_postmaster_and_every_backend(tmp_path):
                     time.monotonic() < deadline:
                 time.sleep(0.05)
             assert running == []
-            assert client.invoke("write", "k", 2)["type"] in ("info", "fail")
+            # Sent to a server that took it and never answered: it may have been applied.
+            assert client.invoke("write", "k", 2)["type"] == "info"
         finally:
             cluster.resume("n1")
         client.close()
@@ -245,12 +277,14 @@ def test_binaries_the_servers_user_cannot_reach_are_copied_once_where_it_can(tmp
     shutil.copytree(shipped, hidden, symlinks=True)
     uid, gid = postgres_setup.server_user()
     assert not postgres_setup.reachable(hidden / "bin" / "postgres", uid, gid)
-    usable = postgres_setup.usable_install(str(hidden / "bin" / "postgres"))
+    version = PostgresSystem.availability().version
+    usable = postgres_setup.usable_install(str(hidden / "bin" / "postgres"), version)
     try:
         assert usable != hidden / "bin"
         assert postgres_setup.reachable(usable / "postgres", uid, gid)
         said = postgres_setup.run_tool([str(usable / "postgres"), "--version"], "version")
         assert "PostgreSQL" in said
-        assert postgres_setup.usable_install(str(hidden / "bin" / "postgres")) == usable
+        assert postgres_setup.usable_install(str(hidden / "bin" / "postgres"), version) == usable
+        assert not [p for p in usable.parents[1].iterdir() if ".partial-" in p.name]
     finally:
         shutil.rmtree(usable.parent, ignore_errors=True)
