@@ -40,9 +40,11 @@ def shows(results: dict[str, Any], expect: str) -> bool:
         lost_register = (checkers.get("lost-writes") or {}).get("valid") is False
         return bool(losses.get("acknowledged")) or lost_register
     if expect == KEEPS_WRITES:
-        lost_writes, set_full = checkers.get("lost-writes"), checkers.get("set-full")
-        if lost_writes is None and set_full is None:
+        # Judged only by a checker that decided (a set with no final read is undecided).
+        judges = [checkers[name] for name in ("lost-writes", "set-full") if name in checkers]
+        if not judges or any(judge.get("valid") not in (True, False) for judge in judges):
             return False
+        lost_writes = checkers.get("lost-writes")
         kept = (lost_writes is None or lost_writes.get("valid") is True) and \
             not (results.get("losses") or {}).get("acknowledged")
         return kept and bool((results.get("liveness") or {}).get("recovered"))

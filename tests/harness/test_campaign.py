@@ -184,6 +184,8 @@ def test_a_run_shows_what_its_row_expects_by_its_results():
     assert not shows(dict(lost, checkers={"set-full": {"valid": False}}), KEEPS_WRITES)
     assert not shows(dict(kept_but_stale, liveness={"recovered": False}), KEEPS_WRITES)
     assert not shows(valid, KEEPS_WRITES)
+    undecided = dict(kept_set, checkers={"set-full": {"valid": "unknown"}})
+    assert not shows(undecided, KEEPS_WRITES)
 
 
 def test_junit_fails_what_ci_should_see_and_skips_what_the_row_absorbed(tmp_path):

@@ -1,4 +1,5 @@
-"""The reduced planted-bug matrix, on both networks: two planted bugs caught by plain campaigns
+"""The reduced planted-bug matrix, on both networks (the namespace network's with the slow
+tests): two planted bugs caught by plain campaigns
 (only the bug, the workload and the fault kinds given; shortened), one safe configuration
 valid under the default schedule.
 
@@ -18,9 +19,12 @@ TIME_LIMIT = 10.0       # the safe configuration's run
 BUG_TIME_LIMIT = 20.0   # a planted bug's (refnode's fast test timings elect in 0.3 to 0.6 s)
 
 
-NETWORKS = ["proxy", pytest.param("netns", marks=pytest.mark.skipif(
+# On the namespace network the same cases take another minute; they run with the slow tests
+# (`make test-slow`), and the fast suite covers that network through its etcd, Redis and
+# PostgreSQL runs and tests/harness/test_networks.py.
+NETWORKS = ["proxy", pytest.param("netns", marks=[pytest.mark.slow, pytest.mark.skipif(
     not may_make_namespaces(),
-    reason="the namespace network needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN)"))]
+    reason="the namespace network needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN)")])]
 
 
 @pytest.mark.parametrize("network", NETWORKS)
