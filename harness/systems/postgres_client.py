@@ -39,7 +39,7 @@ import threading
 from typing import Any
 
 import psycopg
-from psycopg import errors, sql
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 ISOLATION_SQL = {"read-committed": "READ COMMITTED", "repeatable-read": "REPEATABLE READ",
