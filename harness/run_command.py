@@ -26,8 +26,8 @@ from harness import cli, nemesis as nemesis_module, report, store, systems, work
 from harness.networks import NAMES as NETWORK_NAMES
 from harness.options import OptionError, format_value, parse_assignments
 from harness.runner import Progress, RunResult, plan_schedule, run_test
-from harness.testspec import (DEFAULT_SYSTEM, NEMESES, SpecError, TestSpec, build, from_toml,
-                              parse_mix, parse_nemesis)
+from harness.testspec import (DEFAULT_NODES, DEFAULT_SYSTEM, NEMESES, SpecError, TestSpec, build,
+                              from_toml, parse_mix, parse_nemesis)
 
 DEFAULTS = TestSpec()
 # Options that map one to one onto TestSpec fields: (flag, field, type, help).
@@ -35,7 +35,8 @@ OPTIONS = [
     ("--system", "system", str, "system under test (faultline systems lists them)"),
     ("--network", "network", str, f"network: {'|'.join(NETWORK_NAMES)} (default: the "
      f"system's first; refnode: proxy)"),
-    ("--nodes", "nodes", int, "cluster size"),
+    ("--nodes", "nodes", int, f"cluster size (default: {DEFAULT_NODES}, or the nearest the "
+     f"system takes: 2 for postgres)"),
     ("--workload", "workload", str, "workload"),
     ("--nemesis", "nemesis", str,
      f"faults, comma-separated, from {', '.join(NEMESES)}; or none"),
@@ -80,7 +81,8 @@ def register(sub, argv: list[str] | None = None) -> None:
         default = getattr(DEFAULTS, name)
         if name == "nemesis":
             default = ",".join(default) or "none"
-        shown = "" if name in ("seed", "name", "mix", "network") else f" (default: {default})"
+        shown = "" if name in ("seed", "name", "mix", "network", "nodes") else \
+            f" (default: {default})"
         if name == "workload":
             # Listed when the parser is built: installed workloads count too.
             text = f"{text}: {'|'.join(workloads.names())}"
