@@ -112,11 +112,7 @@ class GuardedProcess:
     def kill(self) -> None:
         """SIGKILL the command and everything it started; returns once they are gone."""
         tree = self._tree()
-        for process in tree:
-            try:
-                process.kill()
-            except psutil.Error:
-                pass
+        _signal_each(tree, signal.SIGKILL)
         wait_gone(tree, timeout=5)
         self._reap_guard()
 
@@ -132,11 +128,7 @@ class GuardedProcess:
         tree = self._tree()
         if not tree:
             raise ProcessError(f"{self.name} is not running")
-        for process in tree:
-            try:
-                process.send_signal(sig)
-            except psutil.Error:
-                pass
+        _signal_each(tree, sig)
 
     def stop(self) -> int | None:
         """Ask for a clean shutdown (SIGTERM through the guard, SIGKILL after the grace time),
@@ -148,11 +140,7 @@ class GuardedProcess:
         # the command's process group once it has a session of its own (PostgreSQL's
         # backends): resume the whole tree first, and kill what is left of it at the end.
         tree = self._tree()
-        for process in tree:
-            try:
-                process.resume()
-            except psutil.Error:
-                pass
+        _signal_each(tree, signal.SIGCONT)
         if self._guard.poll() is None:
             self._guard.send_signal(signal.SIGTERM)
         try:
@@ -162,11 +150,7 @@ class GuardedProcess:
             status = self._guard.wait()
             kill_tree_of(self.pid)
         left = [process for process in tree if process.is_running()]
-        for process in left:
-            try:
-                process.kill()
-            except psutil.Error:
-                pass
+        _signal_each(left, signal.SIGKILL)
         wait_gone(left, timeout=5)
         self._close_pipes()
         return status
@@ -193,6 +177,15 @@ class GuardedProcess:
                     pipe.close()
                 except OSError:
                     pass
+
+
+def _signal_each(processes: list[psutil.Process], sig: int) -> None:
+    """Send `sig` to each of `processes` still there (one gone meanwhile is no error)."""
+    for process in processes:
+        try:
+            process.send_signal(sig)
+        except psutil.Error:
+            pass
 
 
 def kill_tree_of(pid: int | None) -> None:
