@@ -149,7 +149,11 @@ def run(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         combined, results = run_checkers(history, names, settings)
     combined["history"] = str(history_path)
-    combined["model"] = {"name": model_name, **model_options}
+    if "list-append" in names and not args.model:
+        # Transactions are judged by consistency models, not by a register model.
+        combined["consistency_models"] = list(settings.consistency_models)
+    else:
+        combined["model"] = {"name": model_name, **model_options}
     combined["seconds"] = {"read": round(read_seconds, 3),
                            "check": round(time.perf_counter() - started, 3)}
     if run_dir:

@@ -312,8 +312,10 @@ def test_checking_a_run_directory_again_judges_by_the_models_the_run_recorded(tm
     (tmp_path / "test.json").write_text(json.dumps(
         {"check": {"checkers": list(workload.checkers), **check_choices(workload)}}))
     assert cli.main(["check", str(tmp_path), "--json"]) == cli.VALID
-    figures = json.loads(capsys.readouterr().out)["checkers"]["list-append"]["figures"]
-    assert figures["models"] == {"read-committed": True}
+    said = json.loads(capsys.readouterr().out)
+    assert said["checkers"]["list-append"]["figures"]["models"] == {"read-committed": True}
+    # What it was judged by: consistency models, not a register model it never used.
+    assert said["consistency_models"] == ["read-committed"] and "model" not in said
     assert cli.main(["check", str(tmp_path), "--json", "--consistency-model",
                      "serializable"]) == cli.VALID             # the command line wins
     figures = json.loads(capsys.readouterr().out)["checkers"]["list-append"]["figures"]
