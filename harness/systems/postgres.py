@@ -28,7 +28,6 @@ process group would reach the postmaster alone; the harness signals the process 
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any, Mapping
@@ -281,9 +280,7 @@ class PostgresSystem(Adapter):
     @staticmethod
     def _own(path: Path) -> None:
         """Give `path` (and what is under it) to the servers' user."""
-        uid, gid = machine.server_user()
-        for item in [path, *(path.rglob("*") if path.is_dir() else [])]:
-            os.chown(item, uid, gid, follow_symlinks=False)
+        machine.chown_tree(path, *machine.server_user())
 
     @staticmethod
     def _ask(node: NodeSlot, query: str, timeout: float = PROBE_TIMEOUT,

@@ -250,11 +250,7 @@ class PostgresClient:
                 return self._failed("fail", mops, _said(exc), node)
             self.close()
             return self._failed("fail" if _refused(exc) else "info", mops, _said(exc), node)
-        result = {"type": "ok", "value": done, "node": node}
-        warning = self._commit_warning()
-        if warning:
-            result["error"] = f"warning: {warning}"
-        return result
+        return dict(self._ok(done), node=node)
 
     def _commit_warning(self) -> str | None:
         for said in self._warnings:

@@ -224,8 +224,16 @@ def give_back(source: Path, destination: Path) -> None:
         shutil.rmtree(destination)
     shutil.move(str(source), str(destination))
     if running_as_root():
-        for path in [destination, *destination.rglob("*")]:
-            try:
-                os.chown(path, os.getuid(), os.getgid(), follow_symlinks=False)
-            except OSError:
-                pass
+        chown_tree(destination, os.getuid(), os.getgid(), ignore_errors=True)
+
+
+def chown_tree(path: Path, uid: int, gid: int, ignore_errors: bool = False) -> None:
+    """Give `path`, and everything under it when it is a directory, to `uid`:`gid` (links
+    themselves, never what they point to); with `ignore_errors`, one that cannot be changed
+    is left as it is."""
+    for item in [path, *(path.rglob("*") if path.is_dir() else [])]:
+        try:
+            os.chown(item, uid, gid, follow_symlinks=False)
+        except OSError:
+            if not ignore_errors:
+                raise
