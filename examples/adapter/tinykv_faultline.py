@@ -25,7 +25,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from harness.options import Option
+from pluginkit.options import Option
 from harness.systems.base import Adapter, ClusterLayout, NodeSlot
 
 LOG = "tinykv.log"

@@ -2,6 +2,8 @@
 
 Adding a fault kind: write a `harness.faults.base.Fault` subclass in a module of its own and
 add it to `KINDS` below.
+
+May import: pluginkit, harness.networks, harness.processes, harness.systems.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A fault kind is a class (`Fault`) that declares, before any run:
 - its name and the two actions it records in the history (Jepsen's nemesis `f`s);
-- its options (`harness.options.Option`), read from the test's nemesis options;
+- its options (`pluginkit.options.Option`), read from the test's nemesis options;
 - the adapter capabilities it needs (`harness.systems.base.CAPABILITIES`) and the network
   features it needs (`harness.networks.base`), so that a run it cannot take is refused before
   anything starts (`refusal`).
@@ -25,7 +25,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from harness.options import Option
+from pluginkit.options import Option
 
 # Which nodes a node fault picks: one at random, the leader, a minority, a majority, all.
 TARGETS = ("one", "leader", "minority")

@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from harness.faults.base import TARGETS_OPTION, FaultContext, NodeFault
-from harness.options import Option
+from pluginkit.options import Option
 
 CLOCK_RATES = (1.0, 0.8, 1.25)
 CLOCK_OFFSETS = (-2.0, 2.0)

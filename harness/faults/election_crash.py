@@ -18,7 +18,7 @@ from typing import Any
 from harness.faults.base import Fault, FaultContext
 from harness.faults.latency import LATENCY_OPTION
 from harness.networks.base import LATENCY
-from harness.options import Option
+from pluginkit.options import Option
 
 ELECTION_LATENCY_MS = (200,)
 ELECTION_WAIT = 12.0         # seconds to wait for the next leader

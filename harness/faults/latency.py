@@ -6,7 +6,7 @@ from typing import Any
 
 from harness.faults.base import Fault, FaultContext, Setting
 from harness.networks.base import LATENCY
-from harness.options import Option
+from pluginkit.options import Option
 
 LATENCIES_MS = (20, 50, 100)
 JITTERS_MS = (0, 20, 50)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness import partitions
+from harness.faults import partition_shapes as partitions
 from harness.faults.base import Fault, FaultContext, Setting
 from harness.networks.base import DROP, LATENCY, MODES, PARTITION, REFUSE
-from harness.options import Option
+from pluginkit.options import Option
 
 SHAPES = partitions.SHAPES
 # Shapes that make sense with two nodes (the others need a third).

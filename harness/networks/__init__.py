@@ -7,6 +7,8 @@
   its own address on a bridge; faults are packet filters inside the namespaces. Needs root
   (CAP_SYS_ADMIN and CAP_NET_ADMIN); suits real systems whose members all dial one shared
   address per peer.
+
+May import: harness.processes, harness.proxy.
 """
 
 from __future__ import annotations

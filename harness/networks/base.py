@@ -7,7 +7,7 @@ partition that overlaps it in place. The backend keeps the sum of the changes in
 applies it, so two faults that cut the same link keep it cut until both have ended.
 
 Links are directed pairs of node ids (src, dst): traffic from src to dst. A grudge (see
-`harness.partitions`) names the links to cut.
+`harness.faults.partition_shapes`) names the links to cut.
 """
 
 from __future__ import annotations
@@ -19,7 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Mapping
 
-from harness.partitions import links as grudge_links
+
+def grudge_links(grudge: Mapping[str, Iterable[str]]) -> set[tuple[str, str]]:
+    """The directed links (src, dst) a grudge cuts."""
+    return {(src, dst) for dst, sources in grudge.items() for src in sources}
+
 
 DROP, REFUSE = "drop", "refuse"
 MODES = (DROP, REFUSE)

@@ -41,7 +41,7 @@ from typing import Any, Callable, Iterable, TypeVar
 
 from harness.networks.base import (DROP, PARTITION, REFUSE, Change, Link, Network,
                                    NetworkUnavailable, Placement)
-from harness.registry import state_dir
+from harness.processes.leftovers import state_dir
 
 SUPERNET = ipaddress.ip_network("10.213.0.0/16")
 CLIENT_PORT, PEER_PORT = 7000, 7001

@@ -28,7 +28,7 @@ from harness.networks.base import (DROP, LATENCY, PARTITION, REFUSE, Change, Lin
                                    Placement)
 from toxiproxy.exceptions import NotFound, ProxyExists
 
-from harness.ports import release, reserve
+from harness.processes.ports import release, reserve
 from harness.proxy.client import BoundProxy
 from harness.proxy.process import ProxyServerProcess, start_proxy_server
 
@@ -79,7 +79,7 @@ class ProxyNetwork(Network):
         """Start the proxy server and create every link proxy (one `/populate` request).
 
         Every port of the cluster is reserved at once, nodes' and proxies' alike, from below
-        the kernel's ephemeral range (`harness.ports`): ports handed out one by one could
+        the kernel's ephemeral range (`harness.processes.ports`): ports handed out one by one could
         collide (a proxy on port 0 may get a node's chosen port), and so could two runs'."""
         if self.server is None:
             self.server = start_proxy_server(prefer_real=self.prefer_real_proxy,

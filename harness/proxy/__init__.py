@@ -6,6 +6,8 @@
 - `ToxiproxyClient` (harness.proxy.client): toxiproxy-python's client bound to one server.
 
 Names are imported lazily, so that the server process does not load the HTTP client library.
+
+May import: nothing of faultline outside this package.
 """
 
 from __future__ import annotations

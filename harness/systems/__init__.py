@@ -9,12 +9,15 @@ distribution that declares an entry point in the group `faultline.systems`:
 
 so that a user's adapter, in the user's own package, runs without editing faultline. The
 entry point names an `Adapter` subclass; its `name` must equal the entry point's name.
+
+May import: pluginkit, refnode (its adapter only), harness.processes, harness.rundirs (faultline's
+version), harness.networks.
 """
 
 from __future__ import annotations
 
-from harness import plugins
-from harness.plugins import Entry
+from pluginkit import lookup as plugins
+from pluginkit.lookup import Entry
 from harness.systems.base import Adapter
 
 ENTRY_POINT_GROUP = "faultline.systems"

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Protocol, Sequence, runtime_checkable
 
-from harness.options import Option, resolve
+from pluginkit.options import Option, resolve
 
 
 class SystemUnavailable(RuntimeError):

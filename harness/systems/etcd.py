@@ -28,7 +28,7 @@ from typing import Any, Mapping
 
 import requests
 
-from harness.options import Option, OptionError
+from pluginkit.options import Option, OptionError
 from harness.systems.base import Adapter, Availability, ClusterLayout, NodeSlot, SystemUnavailable
 from harness.systems.binaries import binary_availability, binary_version, find_binary
 from harness.systems.etcd_api import EtcdError, Gateway, NotSent

@@ -34,7 +34,7 @@ from typing import Any, Mapping
 
 import psycopg
 
-from harness.options import Option
+from pluginkit.options import Option
 from harness.systems import postgres_setup as machine
 from harness.systems.base import Adapter, Availability, ClusterLayout, NodeSlot, SystemUnavailable
 from harness.systems.binaries import binary_availability, binary_version

@@ -36,7 +36,7 @@ import psutil
 from redis import Redis
 from redis.exceptions import RedisError
 
-from harness.options import Option
+from pluginkit.options import Option
 from harness.systems.base import Adapter, Availability, ClusterLayout, NodeSlot, SystemUnavailable
 from harness.systems.binaries import binary_availability, binary_version, find_binary
 from harness.systems.redis_client import SERVICE, RedisClient, no_retries, sentinels_of

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping
 
-from harness import store
-from harness.options import Option, OptionError
+from harness.rundirs import store
+from pluginkit.options import Option, OptionError
 from harness.systems.base import Adapter, Availability, ClusterLayout, NodeSlot
 from refnode.client import RefnodeClient
 from refnode.config import BUGS, READ_MODES, REPLICATION_MODES, ClusterConfig

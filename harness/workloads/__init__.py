@@ -10,14 +10,16 @@ any installed distribution that declares an entry point in the group `faultline.
 
 The entry point names a `Workload` subclass; its `name` must equal the entry point's name.
 Adding a workload to faultline itself is one module here and one line of `BUILTIN`.
+
+May import: checkers, pluginkit.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from harness import plugins
-from harness.plugins import Entry
+from pluginkit import lookup as plugins
+from pluginkit.lookup import Entry
 from harness.workloads.base import Invocation, Mix, Workload
 
 __all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "BrokenWorkload", "Entry", "Invocation", "Mix",

@@ -15,7 +15,7 @@ A workload is a `Workload` subclass in a module of its own, declaring:
 - `checkers`: the checkers of `checkers.suite` that judge its histories;
 - `model`: the model those checkers judge each key by (`checkers.models`), or None when they
   use none;
-- `CHECK_OPTIONS`: options of its checkers a test may set (`harness.options.Option`), named as
+- `CHECK_OPTIONS`: options of its checkers a test may set (`pluginkit.options.Option`), named as
   the fields of `checkers.suite.Settings` they fill;
 - `TAKES`: the options its constructor takes besides keys, mix and ops_per_key (the registry
   passes it only those), and `NOT_TAKEN`: why it refuses an option others take, for the
@@ -31,7 +31,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
-from harness.options import Option, resolve
+from pluginkit.options import Option, resolve
 
 
 @dataclass(frozen=True)

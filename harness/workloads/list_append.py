@@ -22,7 +22,7 @@ import random
 from typing import Any, ClassVar
 
 from checkers.list_append import MODELS
-from harness.options import Option
+from pluginkit.options import Option
 from harness.workloads.base import Invocation, Mix, Workload
 
 READ = "r"

@@ -17,7 +17,7 @@ from checkers.list_append.graph import strongly_connected
 from checkers.list_append.synthetic import GADGETS, Shape, generate
 from checkers.models import ModelError
 from checkers.suite import choose_checkers
-from harness import cli
+from harness.cli.main import main as cli
 from tests.corpora import CORPORA, manifest_entries
 
 SS, SER, SI, RR, RC = ("strict-serializable", "serializable", "snapshot-isolation",

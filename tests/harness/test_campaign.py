@@ -17,9 +17,9 @@ import psutil
 import pytest
 from junitparser import Error, Failure, JUnitXml, Skipped
 
-from harness.campaign import (INVALID, KEEPS_WRITES, LOSES_WRITES, VALID, CampaignError,
+from harness.campaigns.matrix import (INVALID, KEEPS_WRITES, LOSES_WRITES, VALID, CampaignError,
                               load, parse_duration)
-from harness.campaign_cell import PARENT_ENV, shows
+from harness.campaigns.cell import PARENT_ENV, shows
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -189,7 +189,7 @@ def test_a_run_shows_what_its_row_expects_by_its_results():
 
 
 def test_junit_fails_what_ci_should_see_and_skips_what_the_row_absorbed(tmp_path):
-    from harness.campaign_junit import write_junit
+    from harness.campaigns.junit import write_junit
 
     campaign = load(_file(tmp_path, """
 [campaign]
@@ -332,7 +332,7 @@ def _a_cell_of_this_test(process: psutil.Process, tmp_path: Path) -> bool:
     of its own (a Dask worker), by a campaign whose command line names `tmp_path`, or by a
     campaign gone since (an orphan).
     The cells of a campaign someone else runs on the machine meanwhile are not this test's."""
-    if "harness.campaign_cell" not in " ".join(process.info["cmdline"] or []):
+    if "harness.campaigns.cell" not in " ".join(process.info["cmdline"] or []):
         return False
     try:
         parent = int(process.environ().get(PARENT_ENV, "0"))
@@ -401,7 +401,7 @@ def test_the_same_campaign_runs_on_a_dask_cluster(tmp_path, dask_cluster):
 
 
 def test_a_worker_lost_mid_run_is_retried_never_dropped(tmp_path, dask_cluster):
-    from harness.campaign_runner import run_on_dask
+    from harness.campaigns.dispatch import run_on_dask
 
     campaign = load(_file(tmp_path, (SMALL % INVALID).replace("time_limit = 3",
                                                                "time_limit = 6")),
@@ -443,7 +443,7 @@ def test_a_worker_lost_mid_run_is_retried_never_dropped(tmp_path, dask_cluster):
 
 
 def test_a_cell_whose_process_fails_on_a_worker_comes_back_could_not_run(tmp_path):
-    from harness.campaign_runner import _unpacked, run_remote
+    from harness.campaigns.dispatch import _unpacked, run_remote
 
     answer = run_remote({"expect": "valid"})          # no label: the cell's process fails
     found = _unpacked(answer, tmp_path)
@@ -452,7 +452,7 @@ def test_a_cell_whose_process_fails_on_a_worker_comes_back_could_not_run(tmp_pat
 
 
 def test_workers_without_the_faultline_resource_are_refused_at_once():
-    from harness.campaign_runner import connect
+    from harness.campaigns.dispatch import connect
 
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
                                   dashboard_address=None, silence_logs=40) as cluster:
@@ -539,7 +539,7 @@ def test_ten_runs_of_20_s_show_what_each_row_expects(tmp_path, where):
 
 FORKED_RUN = """
 import os, signal, sys, time
-from harness.campaign_cell import interrupt_on
+from harness.campaigns.cell import interrupt_on
 
 interrupt_on(signal.SIGTERM)
 try:

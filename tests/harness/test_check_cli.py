@@ -224,7 +224,7 @@ CRASHING_CHECKER = (
     "def crash(history, settings):\n"
     "    raise KeyError('boom')\n"
     "suite.CHECKERS['stats'] = crash\n"
-    "from harness.cli import main\n"
+    "from harness.cli.main import main\n"
     "sys.exit(main(sys.argv[1:]))\n")
 
 

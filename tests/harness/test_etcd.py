@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.cluster import Cluster
-from harness.runner import run_test
+from harness.run.cluster import Cluster
+from harness.run.runner import run_test
 from harness.systems.etcd import ETCD_ENV, INSTALL, EtcdSystem
-from harness.testspec import TestSpec
+from harness.run.spec import TestSpec
 from tests.harness.real_systems import leftovers, needs
 from tests.harness.waiting import wait_for
 

@@ -18,11 +18,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from harness import runner
-from harness.report_data import NotARunDirectory, find_violation, read_run
-from harness.report_html import REPORT_FILE, build_quietly, write_report
-from harness.runner import run_test
-from harness.testspec import TestSpec
+from harness.run import runner
+from harness.report.data import NotARunDirectory, find_violation, read_run
+from harness.report.html import REPORT_FILE, build_quietly, write_report
+from harness.run.runner import run_test
+from harness.run.spec import TestSpec
 
 REPO = Path(__file__).resolve().parents[2]
 S = 10 ** 9
@@ -287,7 +287,7 @@ def test_a_report_that_cannot_be_built_is_one_warning_never_an_exception(
         tmp_path, monkeypatch, caplog):
     def broken(*args, **kwargs):
         raise RuntimeError("no plots today\nsecond line")
-    monkeypatch.setattr("harness.report_plots.render", broken)
+    monkeypatch.setattr("harness.report.plots.render", broken)
     run_dir = hand_written_run(tmp_path / "run", STALE_READ, ["stats"])
     with caplog.at_level(logging.WARNING, logger="faultline.report"):
         assert build_quietly(run_dir) is None

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness import nemesis, partitions
-from harness.cluster import ClusterError
+from harness.faults import schedule as nemesis
+from harness.faults import partition_shapes as partitions
+from harness.run.cluster import ClusterError
 from harness.networks.base import DROP, Network
 
 

@@ -19,12 +19,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from harness import partitions
+from harness.faults import partition_shapes as partitions
 from harness.networks.base import DROP, REFUSE
 from harness.networks.netns import NamespaceNetwork, may_make_namespaces, run_in_namespace
 from harness.networks.proxy import ProxyNetwork
 from harness.proxy.process import start_embedded
-from harness.registry import Registry
+from harness.processes.leftovers import Registry
 
 NODES = ["n1", "n2", "n3", "n4"]
 NEEDS_ROOT = pytest.mark.skipif(not may_make_namespaces(), reason=(

@@ -1,4 +1,4 @@
-"""Declared options (harness.options), the nemesis options of the fault kinds, and the fault
+"""Declared options (pluginkit.options), the nemesis options of the fault kinds, and the fault
 kinds' refusals: pure checks, each with the inputs it must reject."""
 
 from __future__ import annotations
@@ -7,10 +7,11 @@ import random
 
 import pytest
 
-from harness import faults, nemesis
+from harness import faults
+from harness.faults import schedule as nemesis
 from harness.faults import Setting
 from harness.networks.base import LATENCY, PARTITION, REFUSE
-from harness.options import Option, OptionError, parse_assignments, resolve
+from pluginkit.options import Option, OptionError, parse_assignments, resolve
 from harness.systems.base import CAPABILITIES
 
 

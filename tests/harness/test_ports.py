@@ -10,7 +10,7 @@ import sys
 import multiprocess
 import pytest
 
-from harness import ports
+from harness.processes import ports
 
 
 @pytest.fixture(autouse=True)
@@ -19,7 +19,7 @@ def own_table(tmp_path, monkeypatch):
 
 
 def _reserve_in_another_process(count: int) -> list[int]:
-    from harness import ports as in_child
+    from harness.processes import ports as in_child
 
     return in_child.reserve(count)
 

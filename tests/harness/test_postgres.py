@@ -28,10 +28,10 @@ import pytest
 from checkers.history import pair
 from checkers.jsonl import read_jsonl
 from harness.faults.base import occurrence
-from harness.runner import run_test
+from harness.run.runner import run_test
 from harness.systems import postgres_setup
 from harness.systems.postgres import INSTALL, PostgresSystem
-from harness.testspec import TestSpec
+from harness.run.spec import TestSpec
 from tests.harness.real_systems import leftovers, needs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -232,7 +232,7 @@ def test_a_pause_stops_the_postmaster_and_every_backend(tmp_path):
     postmaster alone; the pause reaches every process of the server, and a client waits."""
     import psutil
 
-    from harness.cluster import Cluster
+    from harness.run.cluster import Cluster
 
     system = PostgresSystem({}, workload="register")
     with Cluster(system, 2, tmp_path / "run", 1, network="netns") as cluster:

@@ -14,8 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness.processes import ProcessError, Supervisor
-from harness.registry import STATE_DIR_ENV, Registry, reap_stale
+from harness.processes.supervisor import ProcessError, Supervisor
+from harness.processes.leftovers import STATE_DIR_ENV, Registry, reap_stale
 
 REPO = Path(__file__).resolve().parents[2]
 SLEEPER = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(600)"]
@@ -150,7 +150,7 @@ def test_a_command_that_exits_at_once_is_started_and_seen_ended(tmp_path, state_
 HARNESS = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
-    from harness.processes import Supervisor
+    from harness.processes.supervisor import Supervisor
     sleeper = [sys.executable, "-c", "import time; time.sleep(600)"]
     with Supervisor() as supervisor:
         nodes = [supervisor.start(f"n{i}", sleeper, Path(sys.argv[1]) / f"n{i}.log")
@@ -243,7 +243,7 @@ def test_a_guard_whose_harness_died_before_reading_the_pid_ends_its_command(tmp_
     """The harness can die between starting a guard and reading the command's pid: the
     guard's first write then fails, and the command must not outlive it."""
     marker = f"{time.time_ns() % 10 ** 6}.5"          # a sleep no one else runs
-    guard = subprocess.Popen([sys.executable, "-m", "harness.guard", "--", "sleep", marker],
+    guard = subprocess.Popen([sys.executable, "-m", "harness.processes.guard", "--", "sleep", marker],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.DEVNULL)
     guard.stdout.close()             # nobody will read the pid; the lifeline stays open
@@ -269,7 +269,7 @@ def test_registered_resources_of_a_dead_harness_are_removed(tmp_path, state_dir,
                                                             monkeypatch):
     """The reaper hands each resource of a dead harness to the cleaner of its kind, and
     keeps on record what could not be removed, for the next start."""
-    from harness import registry as registry_module
+    from harness.processes import leftovers as registry_module
 
     removed = []
     monkeypatch.setattr(registry_module, "_cleaner", lambda kind: (

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.runner import run_test
+from harness.run.runner import run_test
 from harness.systems.redis import INSTALL, REDIS_ENV, RedisSystem, find_libfaketime, find_redis
-from harness.testspec import TestSpec
+from harness.run.spec import TestSpec
 from tests.harness.real_systems import leftovers, needs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -122,7 +122,7 @@ def _server_time(cluster, node: str) -> float:
 def test_the_clock_fault_skews_a_server_through_libfaketime(tmp_path):
     import time
 
-    from harness.cluster import Cluster
+    from harness.run.cluster import Cluster
     with Cluster(RedisSystem(), 3, tmp_path / "run", seed=1, network="netns") as cluster:
         assert abs(_server_time(cluster, "n2") - time.time()) < 0.5
         cluster.set_clock("n2", 100.0, 1.0)

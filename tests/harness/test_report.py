@@ -1,8 +1,8 @@
-"""What `faultline check` prints while it works and when it ends (harness.report)."""
+"""What `faultline check` prints while it works and when it ends (harness.cli.terminal)."""
 
 from __future__ import annotations
 
-from harness import report
+from harness.cli import terminal as report
 
 
 def test_progress_in_a_log_is_a_line_every_ten_seconds_then_a_last_one(monkeypatch, capsys):

@@ -18,11 +18,11 @@ import psutil
 import pytest
 
 from checkers.formats import load_history
-from harness import nemesis
-from harness.runner import run_test
+from harness.faults import schedule as nemesis
+from harness.run.runner import run_test
 from harness.networks.netns import may_make_namespaces
-from harness.registry import STATE_DIR_ENV, reap_stale
-from harness.testspec import SpecError, TestSpec, from_toml
+from harness.processes.leftovers import STATE_DIR_ENV, reap_stale
+from harness.run.spec import SpecError, TestSpec, from_toml
 from harness.workloads import make_workload
 
 REPO = Path(__file__).resolve().parents[2]
@@ -386,8 +386,8 @@ def test_a_fault_that_never_took_effect_is_reported(tmp_path):
 def test_a_client_that_cannot_be_made_for_a_while_is_asked_again(tmp_path):
     """An adapter whose client constructor raises (a server that does not answer yet) must
     not silence that logical client for the rest of the run."""
-    from harness.recorder import Recorder
-    from harness.runner import ClientPool
+    from harness.run.recorder import Recorder
+    from harness.run.runner import ClientPool
     from harness.workloads import make_workload
 
     class Answering:
@@ -419,8 +419,8 @@ def test_a_client_that_cannot_be_made_for_a_while_is_asked_again(tmp_path):
 
 def test_each_client_waits_with_a_patience_of_its_own_within_the_op_timeout(tmp_path):
     """Clients alike would all time out on a stuck leader at once and all retry at once."""
-    from harness.recorder import Recorder
-    from harness.runner import PATIENCE_RANGE, ClientPool
+    from harness.run.recorder import Recorder
+    from harness.run.runner import PATIENCE_RANGE, ClientPool
     from harness.workloads import make_workload
 
     given: dict[str, list[float]] = {}

@@ -21,12 +21,14 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, run_command, store
-from harness.run_catalog import list_runs, summarize
-from harness.run_index import write_index
-from harness.run_prune import PruneRefused, parse_duration, remove
-from harness.run_server import make_server, resolve, server_url
-from harness.testspec import TestSpec
+from harness.cli.main import main as cli
+from harness.cli import run as run_command
+from harness.rundirs import store
+from harness.rundirs.catalog import list_runs, summarize
+from harness.rundirs.index import write_index
+from harness.rundirs.prune import PruneRefused, parse_duration, remove
+from harness.rundirs.serve import make_server, resolve, server_url
+from harness.run.spec import TestSpec
 
 REPO = Path(__file__).resolve().parents[2]
 DAY = 86400.0

@@ -12,8 +12,8 @@ from __future__ import annotations
 import pytest
 
 from harness.networks.netns import may_make_namespaces
-from harness.runner import run_test
-from harness.validate import PLAIN, REDUCED, is_bug, is_safe, matrix, select
+from harness.run.runner import run_test
+from harness.campaigns.validate import PLAIN, REDUCED, is_bug, is_safe, matrix, select
 
 TIME_LIMIT = 10.0       # the safe configuration's run
 BUG_TIME_LIMIT = 20.0   # a planted bug's (refnode's fast test timings elect in 0.3 to 0.6 s)
@@ -65,8 +65,8 @@ def test_the_matrix_covers_every_planted_bug():
 
 @pytest.mark.skipif(not may_make_namespaces(), reason="the etcd and Redis rows need root")
 def test_every_row_of_the_shipped_matrix_is_a_test_faultline_accepts():
-    from harness.campaign import load
-    from harness.validate import VALIDATE_FILE
+    from harness.campaigns.matrix import load
+    from harness.campaigns.validate import VALIDATE_FILE
 
     assert len(load(VALIDATE_FILE, check=True).rows) == len(matrix().rows)
 

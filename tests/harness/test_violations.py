@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from checkers.history import Op
 from checkers.result import Result
-from harness.violations import first_violation_seconds, losses_context, violation_context
+from harness.run.violations import first_violation_seconds, losses_context, violation_context
 
 S = 10 ** 9
 

@@ -17,12 +17,13 @@ import pytest
 from checkers.formats import load_history
 from checkers.list_append.history import transactions
 from checkers.suite import run_checkers
-from harness import cli, workloads
-from harness.options import OptionError
-from harness.recorder import Recorder
-from harness.run_command import spec_from_args
-from harness.runner import _perform, check_choices, check_settings
-from harness.testspec import SpecError, TestSpec, from_toml
+from harness import workloads
+from harness.cli.main import main as cli
+from pluginkit.options import OptionError
+from harness.run.recorder import Recorder
+from harness.cli.run import spec_from_args
+from harness.run.runner import _perform, check_choices, check_settings
+from harness.run.spec import SpecError, TestSpec, from_toml
 from harness.workloads import Invocation, Workload, make_workload
 from harness.workloads.list_append import FINAL_KEYS_PER_TXN, MAX_MICRO_OPS
 

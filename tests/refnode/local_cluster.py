@@ -7,8 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from harness.ports import release, reserve
-from harness.processes import Supervisor
+from harness.processes.ports import release, reserve
+from harness.processes.supervisor import Supervisor
 from refnode.client import RefnodeClient
 from refnode.config import ClusterConfig
 

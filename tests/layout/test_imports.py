@@ -1,0 +1,126 @@
+"""The layering holds: each part imports only what its package docstring allows ("May import:
+..."), checkers and refnode import no harness module, and no two modules import each other,
+however indirectly (function-level imports included: a lazy import hides a cycle, it does not
+remove it)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TOPS = ("checkers", "refnode", "pluginkit", "harness")
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+@cache
+def modules() -> dict[str, Path]:
+    return {_module_name(p): p for top in TOPS for p in sorted((ROOT / top).rglob("*.py"))}
+
+
+def part_of(module: str) -> str:
+    """The part a module belongs to: a top-level package, or a package directly under
+    harness (harness.run, harness.faults, ...)."""
+    bits = module.split(".")
+    if bits[0] == "harness" and len(bits) > 1 and (ROOT / "harness" / bits[1]).is_dir():
+        return ".".join(bits[:2])
+    return bits[0] if bits[0] != "harness" or len(bits) == 1 else module
+
+
+@cache
+def imports(module: str) -> frozenset[str]:
+    """The project modules `module` imports, at any level of its code; imports made only for
+    type checkers (under `if TYPE_CHECKING:`) are never run and do not count."""
+    known = modules()
+    found = set()
+    tree = ast.parse(known[module].read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            node.body = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        found.update(name for name in names if name in known and name != module)
+    return frozenset(found)
+
+
+def allowed(part: str) -> set[str]:
+    """What the part's package docstring says it may import."""
+    init = ROOT / part.replace(".", "/") / "__init__.py"
+    doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+    match = re.search(r"^May import: (.*?)(?:\n\n|\Z)", doc, re.M | re.S)
+    assert match, f"{init.relative_to(ROOT)}: its docstring has no 'May import:' paragraph"
+    text = " ".join(match.group(1).split())
+    if text.startswith("nothing of faultline"):
+        return set()
+    text = re.sub(r"\([^)]*\)", "", text).rstrip(".")
+    return {name.strip() for name in text.split(",")}
+
+
+PARTS = sorted({part_of(m) for m in modules()
+                if (ROOT / part_of(m).replace(".", "/") / "__init__.py").exists()})
+
+
+@pytest.mark.parametrize("part", PARTS)
+def test_each_part_imports_only_what_its_docstring_allows(part):
+    may = allowed(part) | {part, "harness"}     # `from harness import x` names a part too
+    wrong = sorted(f"{m} imports {t}" for m in modules() if part_of(m) == part
+                   for t in imports(m) if part_of(t) not in may)
+    assert not wrong, "\n".join(wrong)
+
+
+def test_checkers_and_refnode_import_no_harness_module():
+    wrong = sorted(f"{m} imports {t}" for m in modules() if m.split(".")[0] in ("checkers",
+                   "refnode") for t in imports(m) if t.startswith("harness"))
+    assert not wrong
+
+
+def test_every_harness_module_belongs_to_a_package():
+    loose = sorted(m for m in modules() if m.count(".") == 1 and m.startswith("harness.")
+                   and not (ROOT / m.replace(".", "/")).is_dir()
+                   and m not in ("harness.__main__",))
+    assert not loose, f"modules outside any part: {loose}"
+
+
+def test_no_import_cycle_between_modules():
+    # A package's __init__ importing its own submodules is how a package is put together;
+    # every other edge counts, a submodule's import of its own package's __init__ included.
+    graph = {m: {t for t in imports(m) if not t.startswith(m + ".")} for m in modules()}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(module: str) -> list[str] | None:
+        state[module] = 1
+        stack.append(module)
+        for target in sorted(graph[module]):
+            if state.get(target) == 1:
+                return stack[stack.index(target):] + [target]
+            if target not in state and (cycle := visit(target)):
+                return cycle
+        stack.pop()
+        state[module] = 2
+        return None
+
+    for module in sorted(graph):
+        if module not in state and (cycle := visit(module)):
+            pytest.fail("import cycle: " + " -> ".join(cycle))
+
+
+def test_the_rules_can_fail():
+    """The checks above read what they should: a part that allows nothing does import
+    something, and the module graph is not empty."""
+    assert imports("harness.run.runner")
+    assert allowed("harness.rundirs") == set()
+    assert "harness.run" in allowed("harness.cli")
