@@ -42,13 +42,13 @@ class Budget:
 
 
 # progress(ops_done, ops_total, keys_done, keys_total), called as keys are decided.
-Progress = Callable[[int, int, int, int], None]
+KeyProgress = Callable[[int, int, int, int], None]
 
 
 def check_linearizable(history: Sequence[Op], model: Model, *, budget: Budget | None = None,
                        workers: int | None = None, method: str = "auto",
                        timed_out_fail: str | None = None, source: str | None = None,
-                       progress: Progress | None = None) -> Result:
+                       progress: KeyProgress | None = None) -> Result:
     """Decide whether `history` is linearizable under `model`.
 
     - `method`: "auto" (fast paths where they apply), or force "search", "zones", "chains",
@@ -124,7 +124,7 @@ def check_linearizable(history: Sequence[Op], model: Model, *, budget: Budget | 
 class _Tally:
     """Counts decided keys and their operations for a progress callback (or does nothing)."""
 
-    def __init__(self, partitions: dict, progress: Progress | None):
+    def __init__(self, partitions: dict, progress: KeyProgress | None):
         self.sizes = {key: len(ops) for key, ops in partitions.items()}
         self.total_ops = sum(self.sizes.values())
         self.progress = progress

@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 
 from checkers.election import check_election_safety
 from checkers.history import OK, READ_FS, Op, client_events
-from checkers.linearizability import Budget, Progress, check_linearizable
+from checkers.linearizability import Budget, KeyProgress, check_linearizable
 from checkers.list_append import check_list_append
 from checkers.lost_writes import check_register_lost_writes, check_set, check_set_full
 from checkers.models import ADDS, WRITES, Model, make_model
@@ -34,7 +34,7 @@ class Settings:
     session_scope: str = "key"
     source: str | None = None
     observations: list[dict[str, Any]] | None = None
-    progress: Progress | None = None     # of the linearizability check, key by key
+    progress: KeyProgress | None = None     # of the linearizability check, key by key
     # list-append: the consistency models to judge transactions by
     consistency_models: tuple[str, ...] = ("strict-serializable",)
 

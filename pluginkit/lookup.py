@@ -12,7 +12,7 @@ from importlib import metadata
 
 
 @dataclass(frozen=True)
-class Entry:
+class PluginEntry:
     """Where a plugin comes from: "builtin" or the distribution that declares it."""
 
     name: str
@@ -20,19 +20,19 @@ class Entry:
     origin: str
 
 
-def entries(builtin: dict[str, str], group: str) -> dict[str, Entry]:
+def entries(builtin: dict[str, str], group: str) -> dict[str, PluginEntry]:
     """Every plugin name known here: `builtin` (name -> "module:attribute") first, then the
     entry points of `group`; an entry point never replaces a built-in of the same name."""
-    found = {name: Entry(name, target, "builtin") for name, target in builtin.items()}
+    found = {name: PluginEntry(name, target, "builtin") for name, target in builtin.items()}
     for point in metadata.entry_points(group=group):
         if point.name not in found:
             dist = getattr(point, "dist", None)
             origin = f"entry point of {dist.name}" if dist is not None else "entry point"
-            found[point.name] = Entry(point.name, point.value, origin)
+            found[point.name] = PluginEntry(point.name, point.value, origin)
     return found
 
 
-def load(entry: Entry, base: type, kind: str, noun: str, broken: type[Exception]) -> type:
+def load(entry: PluginEntry, base: type, kind: str, noun: str, broken: type[Exception]) -> type:
     """Import the class `entry` names and check that it subclasses `base` and calls itself
     by the entry's name; `broken` (an exception class) says why not, naming the plugin as
     "`kind` NAME (origin)" and the class as "the `noun`"."""

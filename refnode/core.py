@@ -60,9 +60,10 @@ The rules, each in one place
 Theory of operation. A follower appends what its leader sends, in order: an append message
 names the entry before its entries (prev index and term), the follower refuses it unless its
 log has that entry, and otherwise replaces any conflicting suffix with the leader's entries.
-The leader keeps one `Progress` per follower: in probe state it sends one message at a time and
-backs off with the follower's conflict hint until it finds where the logs agree; in replicate
-state it streams entries (a few messages in flight) and advances on acknowledgements. Entries
+The leader keeps one `FollowerProgress` per follower: in probe state it sends one message at
+a time and backs off with the follower's conflict hint until it finds where the logs agree; in
+replicate state it streams entries (a few messages in flight) and advances on acknowledgements.
+Entries
 are applied to the `KeyValueState` in order as the commit index grows, and a pending client
 write is answered when its entry is applied. In `async` mode a new leader may lack entries an
 old one committed: followers then cut those entries, move their commit index back and rebuild
@@ -143,7 +144,7 @@ class Effects:
 
 
 @dataclass(slots=True)
-class Progress:
+class FollowerProgress:
     """A leader's view of one follower (etcd's Progress): where to send from, what it has."""
 
     match_index: int = 0            # highest index known to be in the follower's log
@@ -215,7 +216,7 @@ class Core:
         self._votes: dict[str, bool] = {}
         self._vote_retry_deadline = math.inf
         # leader
-        self._progress: dict[str, Progress] = {}
+        self._progress: dict[str, FollowerProgress] = {}
         self._round = 0
         self._round_sent: dict[int, float] = {}
         self._confirmed_round = 0
@@ -300,7 +301,7 @@ class Core:
         """A copy of the log from `start` on."""
         return self._log[max(start, 1):]
 
-    def progress(self, peer: str) -> Progress | None:
+    def progress(self, peer: str) -> FollowerProgress | None:
         """A leader's progress record of `peer` (None when not leader)."""
         return self._progress.get(peer)
 
@@ -496,7 +497,7 @@ class Core:
         self._votes = {}
         self._vote_retry_deadline = math.inf
         next_index = self.last_index + 1
-        self._progress = {peer: Progress(next_index=next_index, last_contact=now)
+        self._progress = {peer: FollowerProgress(next_index=next_index, last_contact=now)
                           for peer in self.peers}
         self._round = 0
         self._round_sent = {}
@@ -631,7 +632,7 @@ class Core:
         for peer, p in self._progress.items():
             self._replicate_to(peer, p, force)
 
-    def _replicate_to(self, peer: str, p: Progress, force: bool) -> None:
+    def _replicate_to(self, peer: str, p: FollowerProgress, force: bool) -> None:
         last = self.last_index
         if p.probing:
             if force or (p.next_index <= last
@@ -647,7 +648,7 @@ class Core:
         if not sent and (force or p.sent_commit < self.commit_index):
             self._send_append(peer, p)
 
-    def _send_append(self, peer: str, p: Progress) -> None:
+    def _send_append(self, peer: str, p: FollowerProgress) -> None:
         prev = min(p.next_index - 1, self.last_index)
         entries = self._append_batch(prev + 1)
         self._send(AppendEntries(self.id, peer, self.term, prev, self._log[prev].term, entries,

@@ -122,7 +122,7 @@ class WalError(Exception):
     recover rather than trust what it has in memory)."""
 
 
-class Entry(NamedTuple):
+class LoggedEntry(NamedTuple):
     """One log entry. `command` is any JSON value (as orjson encodes and decodes it)."""
 
     index: int
@@ -130,7 +130,7 @@ class Entry(NamedTuple):
     command: Any
 
 
-class HardState(NamedTuple):
+class LoggedHardState(NamedTuple):
     """What a node must never forget across restarts: its current term and its vote in it."""
 
     term: int
@@ -151,7 +151,7 @@ class Recovery:
 
 
 @dataclass(frozen=True)
-class PowerLoss:
+class PowerLossCut:
     """What `power_loss` did: the log's length before, the synced length it kept, bytes cut."""
 
     length_before: int
@@ -466,9 +466,9 @@ class WriteAheadLog:
         return self._vote
 
     @property
-    def hard_state(self) -> HardState:
+    def hard_state(self) -> LoggedHardState:
         """(term, vote), as the latest `set_hard_state` left them."""
-        return HardState(self._term, self._vote)
+        return LoggedHardState(self._term, self._vote)
 
     @property
     def last_index(self) -> int:
@@ -506,9 +506,9 @@ class WriteAheadLog:
             raise IndexError(f"no entry {index}: the log holds 1..{len(self._terms)}")
         return self._terms[index - 1]
 
-    def entry(self, index: int) -> Entry:
-        """Entry `index` (1..last_index, else IndexError), read back from the file and checked.
-        The command is decoded afresh on every call: callers may keep or change it."""
+    def entry(self, index: int) -> LoggedEntry:
+        """The entry at `index` (1..last_index, else IndexError), read back from the file and
+        checked. The command is decoded afresh on every call: callers may keep or change it."""
         if not 1 <= index <= len(self._terms):
             raise IndexError(f"no entry {index}: the log holds 1..{len(self._terms)}")
         self._check_open()
@@ -517,7 +517,7 @@ class WriteAheadLog:
         return self._decode(data, 0, offset)
 
     def entries(self, from_index: int, to_index: int | None = None, *,
-                max_bytes: int | None = None) -> list[Entry]:
+                max_bytes: int | None = None) -> list[LoggedEntry]:
         """Entries `from_index` through `to_index` inclusive (to_index None or past the end:
         through last_index), in order; empty if `from_index > last_index`. With `max_bytes`,
         stop before the records' total size would exceed it, but always return at least one
@@ -550,13 +550,13 @@ class WriteAheadLog:
                            f"the log file was changed under the node")
         return data
 
-    def _decode(self, data: bytes, at: int, offset: int) -> Entry:
+    def _decode(self, data: bytes, at: int, offset: int) -> LoggedEntry:
         kind, length, crc = _HEADER.unpack_from(data, at)
         body = memoryview(data)[at + HEADER_SIZE:at + HEADER_SIZE + length]
         if kind != KIND_ENTRY or zlib.crc32(body, zlib.crc32(data[at:at + 5])) != crc:
             raise WalError(f"entry record at offset {offset} is corrupt on disk")
         index, term = _U64X2.unpack_from(body)
-        return Entry(index, term, orjson.loads(body[_U64X2.size:]))
+        return LoggedEntry(index, term, orjson.loads(body[_U64X2.size:]))
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -581,7 +581,7 @@ class WriteAheadLog:
         if not self._group_commit:
             self.sync()
 
-    def append(self, entries: Iterable[Entry | tuple[int, int, Any]]) -> int:
+    def append(self, entries: Iterable[LoggedEntry | tuple[int, int, Any]]) -> int:
         """Append entries (each `Entry` or an (index, term, command) tuple) and return the new
         last_index. The first must have index last_index + 1 and the rest follow on: a gap or
         overlap raises ValueError (a follower removes a conflicting suffix with `truncate_from`
@@ -726,7 +726,7 @@ class WriteAheadLog:
             raise WalError(f"the log is unusable after a failed write or fsync: {self._failed}")
 
 
-def power_loss(directory: str | os.PathLike) -> PowerLoss:
+def power_loss(directory: str | os.PathLike) -> PowerLossCut:
     """Simulate a power loss on a dead node's data directory: cut ``wal.log`` back to the length
     the node last recorded as durable in ``wal.synced`` (never below the file header; with no
     valid marker for this log, to the header alone), and fsync it. Idempotent.
@@ -737,7 +737,7 @@ def power_loss(directory: str | os.PathLike) -> PowerLoss:
     directory = os.fspath(directory)
     path = os.path.join(directory, LOG_NAME)
     if not os.path.exists(path):
-        return PowerLoss(0, 0, 0)
+        return PowerLossCut(0, 0, 0)
     lock_fd = _lock(directory)
     try:
         fd = os.open(path, os.O_RDWR)
@@ -754,7 +754,7 @@ def power_loss(directory: str | os.PathLike) -> PowerLoss:
         if size > keep:
             os.ftruncate(fd, keep)
             os.fsync(fd)
-        return PowerLoss(size, min(keep, size), max(0, size - keep))
+        return PowerLossCut(size, min(keep, size), max(0, size - keep))
     finally:
         os.close(fd)
         os.close(lock_fd)

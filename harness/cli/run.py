@@ -29,7 +29,7 @@ from harness.cli import terminal
 from harness.rundirs import store
 from harness.networks import NAMES as NETWORK_NAMES
 from pluginkit.options import OptionError, format_value, parse_assignments
-from harness.run.runner import Progress, RunResult, plan_schedule, run_test
+from harness.run.runner import RunProgress, RunResult, plan_schedule, run_test
 from harness.run.spec import (DEFAULT_NODES, DEFAULT_SYSTEM, NEMESES, SpecError, TestSpec, build,
                               from_toml, parse_mix, parse_nemesis)
 
@@ -288,7 +288,7 @@ class _LiveProgress:
         if self._live:
             self._live.__exit__(*exc)
 
-    def update(self, p: Progress) -> None:
+    def update(self, p: RunProgress) -> None:
         counts = p.counts
         completed = counts.get("ok", 0) + counts.get("fail", 0) + counts.get("info", 0)
         rate = completed / p.elapsed if p.elapsed > 0 else 0.0

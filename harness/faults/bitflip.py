@@ -12,7 +12,7 @@ from harness.faults.disk import DiskFault
 FLIPS = (1, 8)       # fewest and most bits flipped in one file
 
 
-class Bitflip(DiskFault):
+class BitflipFault(DiskFault):
     name = "bitflip"
     START, STOP = "bitflip", "start"
     SUMMARY = "kill nodes, flip random bits in their data files, restart them"

@@ -27,7 +27,7 @@ def default_skews(bound: float | None) -> tuple[tuple[float, ...], tuple[float, 
             math.floor(1000 / (1.0 - bound)) / 1000), NO_JUMPS
 
 
-class Clock(NodeFault):
+class ClockFault(NodeFault):
     name = "clock"
     START, STOP = "skew-clock", "reset-clock"
     SUMMARY = "skew and drift nodes' clocks, then reset them"

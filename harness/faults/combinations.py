@@ -32,7 +32,7 @@ SHARE = 0.5
 # A combination's first fault lasts this share of its gap (longer than a lone fault's), and
 # past the system's failure detection where it declares one: the second fault must find the
 # cluster after an election.
-DURATION_RANGE = (0.6, 0.85)
+FIRST_FAULT_SHARE_RANGE = (0.6, 0.85)
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,8 @@ class Combination:
              options: dict[str, Any], setting: Setting) -> tuple[list[dict], list[tuple]]:
         """The four steps of one occurrence starting at `at` within a cycle of `gap` seconds,
         and the span each kind is busy ((kind, start, stop) each)."""
-        duration = max(gap * rng.uniform(*DURATION_RANGE), held_past_detection(setting, rng))
+        duration = max(gap * rng.uniform(*FIRST_FAULT_SHARE_RANGE),
+                       held_past_detection(setting, rng))
         then_at = at + duration * rng.uniform(*self.then_start)
         then_end = at + duration * rng.uniform(*self.then_stop)
         steps = []

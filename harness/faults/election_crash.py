@@ -36,7 +36,7 @@ def leader_of(latest: dict[str, dict[str, Any] | None]) -> tuple[str, int] | Non
     return node, term
 
 
-class ElectionCrash(Fault):
+class ElectionCrashFault(Fault):
     name = "election-crash"
     START, STOP = "crash-election", "end-election-crash"
     SUMMARY = "crash a new leader's voters before they hear from it (votes must be durable)"

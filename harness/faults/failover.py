@@ -20,7 +20,7 @@ REJOIN_READY = 15.0       # seconds a node has to take connections before it is 
                           # its data copied
 
 
-class Failover(Fault):
+class FailoverFault(Fault):
     name = "failover"
     START, STOP = "failover", "rejoin"
     SUMMARY = "fence the leader (SIGKILL), promote a follower; then rebuild the old leader " \

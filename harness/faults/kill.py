@@ -7,7 +7,7 @@ from typing import Any
 from harness.faults.base import FaultContext, NodeFault
 
 
-class Kill(NodeFault):
+class KillFault(NodeFault):
     name = "kill"
     START, STOP = "kill", "start"
     SUMMARY = "SIGKILL nodes, then restart them"

@@ -14,7 +14,7 @@ LATENCY_OPTION = Option("latency_ms", "float-list", None, "link latencies in mil
                         "draw from (latency: 20, 50, 100; election-crash: 200)", minimum=0)
 
 
-class Latency(Fault):
+class LatencyFault(Fault):
     name = "latency"
     START, STOP = "start-latency", "stop-latency"
     SUMMARY = "slow the links between nodes"

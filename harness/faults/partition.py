@@ -17,7 +17,7 @@ SLOW_LINK_SHARE = 1 / 3     # of those, on networks with latency, that keep one 
 DEFAULT_SLOW_LINK_MS = 2000.0
 
 
-class Partition(Fault):
+class PartitionFault(Fault):
     name = "partition"
     START, STOP = "start-partition", "stop-partition"
     SUMMARY = "cut links between nodes (halves, isolate, leader, ring, bridge, one-way)"

@@ -7,7 +7,7 @@ from typing import Any
 from harness.faults.base import FaultContext, NodeFault
 
 
-class Pause(NodeFault):
+class PauseFault(NodeFault):
     name = "pause"
     START, STOP = "pause", "resume"
     SUMMARY = "SIGSTOP nodes, then SIGCONT them"

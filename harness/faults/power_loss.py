@@ -7,7 +7,7 @@ from typing import Any
 from harness.faults.base import FaultContext, NodeFault
 
 
-class PowerLoss(NodeFault):
+class PowerLossFault(NodeFault):
     name = "power-loss"
     START, STOP = "power-loss", "start"
     SUMMARY = "kill nodes and lose what they had not synced, then restart them"

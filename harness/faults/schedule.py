@@ -97,7 +97,7 @@ def full_setting(nodes: int) -> Setting:
 # share of that gap: drawn, so that one run holds faults shorter and longer than the system's
 # failure detection (a pause the leader survives, one that costs it its leadership).
 GAP_RANGE = (0.6, 1.4)
-DURATION_RANGE = (0.25, 0.85)
+FAULT_SHARE_RANGE = (0.25, 0.85)
 # Where the system declares how long it takes to act on a failed leader, this share of the
 # faults is held past that (and its gap widened to fit): a drawn duration is as often shorter
 # as longer than an election, and a fault that ends before one is noticed says little about
@@ -143,10 +143,10 @@ def plan(faults: tuple[str, ...], nodes: list[str], time_limit: float, interval:
         at = interval / 2 + offset
         while True:
             gap = interval * rng.uniform(*GAP_RANGE)
-            duration = gap * rng.uniform(*DURATION_RANGE)
+            duration = gap * rng.uniform(*FAULT_SHARE_RANGE)
             if setting.failure_detection and rng.random() < OUTLASTING_SHARE:
                 duration = max(duration, held_past_detection(setting, rng))
-                gap = max(gap, duration / DURATION_RANGE[1])
+                gap = max(gap, duration / FAULT_SHARE_RANGE[1])
             if at + duration >= time_limit:
                 break
             kind = rng.choice(kinds)
@@ -158,7 +158,7 @@ def plan(faults: tuple[str, ...], nodes: list[str], time_limit: float, interval:
                 end = max(end for _, _, end in spans)
                 if end < time_limit:
                     episodes.append((True, steps, spans))
-                    at += max(gap, (end - at) / DURATION_RANGE[1])
+                    at += max(gap, (end - at) / FAULT_SHARE_RANGE[1])
                     continue
             value = KINDS[kind].plan(nodes, rng, options, setting)
             episodes.append((False, occurrence(kind, value, at, at + duration),

@@ -12,7 +12,7 @@ from harness.faults.disk import DiskFault
 MAX_CUT = 64 * 1024        # most bytes cut off one file
 
 
-class Truncate(DiskFault):
+class TruncateFault(DiskFault):
     name = "truncate"
     START, STOP = "truncate", "start"
     SUMMARY = "kill nodes, cut the tail off their data files, restart them"

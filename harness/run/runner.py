@@ -46,7 +46,7 @@ PATIENCE_RANGE = (0.25, 1.0)
 
 
 @dataclass
-class Progress:
+class RunProgress:
     """What the live display shows."""
 
     elapsed: float
@@ -86,7 +86,7 @@ def plan_schedule(spec: TestSpec) -> list[dict[str, Any]]:
 
 
 def run_test(spec: TestSpec, *, argv: list[str] | None = None,
-             on_progress: Callable[[Progress], None] | None = None) -> RunResult:
+             on_progress: Callable[[RunProgress], None] | None = None) -> RunResult:
     """Run the test `spec` describes (see the module docstring); returns its result.
 
     The spec's seed is chosen (and printed by the caller) when absent, and its fault schedule
@@ -224,7 +224,7 @@ def _build_report(run_dir: Path) -> None:
 def _reporter(on_progress, spec: TestSpec, recorder: Recorder, started: float):
     def report(phase: str, active: list[str]) -> None:
         if on_progress is not None:
-            on_progress(Progress(time.monotonic() - started, spec.time_limit,
+            on_progress(RunProgress(time.monotonic() - started, spec.time_limit,
                                  dict(recorder.counts), active, phase))
     return report
 

@@ -17,7 +17,7 @@ version), harness.networks.
 from __future__ import annotations
 
 from pluginkit import lookup as plugins
-from pluginkit.lookup import Entry
+from pluginkit.lookup import PluginEntry
 from harness.systems.base import Adapter
 
 ENTRY_POINT_GROUP = "faultline.systems"
@@ -36,7 +36,7 @@ class BrokenAdapter(RuntimeError):
     """An adapter exists under that name but cannot be loaded; the message says why."""
 
 
-def entries() -> dict[str, Entry]:
+def entries() -> dict[str, PluginEntry]:
     """Every adapter name known here, built-in first; an entry point never replaces a
     built-in adapter of the same name."""
     return plugins.entries(BUILTIN, ENTRY_POINT_GROUP)
@@ -56,6 +56,6 @@ def find(name: str) -> type[Adapter]:
     return load(known[name])
 
 
-def load(entry: Entry) -> type[Adapter]:
+def load(entry: PluginEntry) -> type[Adapter]:
     """Import the adapter an entry names and check that it is one."""
     return plugins.load(entry, Adapter, "system", "adapter", BrokenAdapter)

@@ -19,10 +19,10 @@ from __future__ import annotations
 from typing import Any
 
 from pluginkit import lookup as plugins
-from pluginkit.lookup import Entry
+from pluginkit.lookup import PluginEntry
 from harness.workloads.base import Invocation, Mix, Workload
 
-__all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "BrokenWorkload", "Entry", "Invocation", "Mix",
+__all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "BrokenWorkload", "Invocation", "PluginEntry", "Mix",
            "UnknownWorkload", "Workload", "entries", "find", "load", "make_workload", "names"]
 
 ENTRY_POINT_GROUP = "faultline.workloads"
@@ -43,7 +43,7 @@ class BrokenWorkload(RuntimeError):
     """A workload exists under that name but cannot be loaded; the message says why."""
 
 
-def entries() -> dict[str, Entry]:
+def entries() -> dict[str, PluginEntry]:
     """Every workload name known here, built-in first; an entry point never replaces a
     built-in workload of the same name."""
     return plugins.entries(BUILTIN, ENTRY_POINT_GROUP)
@@ -64,7 +64,7 @@ def find(name: str) -> type[Workload]:
     return load(known[name])
 
 
-def load(entry: Entry) -> type[Workload]:
+def load(entry: PluginEntry) -> type[Workload]:
     """Import the workload an entry names and check that it is one."""
     return plugins.load(entry, Workload, "workload", "workload", BrokenWorkload)
 

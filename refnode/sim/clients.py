@@ -62,7 +62,7 @@ class Process:
     last_value: dict[str, Any] = field(default_factory=dict)
 
 
-class ClientPool:
+class SimulatedClients:
     """Every client process of a simulation and the history they record."""
 
     def __init__(self, sim: Simulation):

@@ -17,7 +17,7 @@ A `Simulation` runs a refnode cluster in simulated time. It owns:
   released at once and only the periodic OS write-back (`os_flush_interval`) makes data
   durable. A process crash keeps the page cache; power loss throws it away; a crash also
   loses some messages still in the node's user-space buffers (`crash_drops_in_flight`);
-- client processes (`ClientPool`) recording a history in faultline's format;
+- client processes (`SimulatedClients`) recording a history in faultline's format;
 - the invariants (`Invariants`), checked after every step.
 
 Everything random comes from generators seeded from the seed (network, clients, faults, and
@@ -42,7 +42,7 @@ from typing import Any
 from refnode.config import READ_MODES, ClusterConfig
 from refnode.core import LEADER, Core, Effects
 from refnode.messages import WRITE_OPS, ClientRequest, PeerMessage
-from refnode.sim.clients import ClientPool, OpHandle, Process
+from refnode.sim.clients import SimulatedClients, OpHandle, Process
 from refnode.sim.clock import SimClock
 from refnode.sim.disk import SimDisk
 from refnode.sim.invariants import (INVARIANTS, LIVENESS, Invariants, InvariantViolation,
@@ -190,7 +190,7 @@ class Simulation:
             self.nodes[node_id] = node
             node.core = Core(node_id, cluster, self._core_rng(node), node.clock.read(0.0))
             self._set_timer(node, node.core.next_deadline)
-        self.clients = ClientPool(self)
+        self.clients = SimulatedClients(self)
         self.clients.start_background(self.options.clients)
         self._faults_on = self.options.faults is not None
         if self.options.os_flush_interval > 0:
@@ -606,7 +606,7 @@ class Simulation:
 
     def invoke(self, process: Process, f: str, key: str, value: Any = None,
                read_mode: str | None = None, node: str | None = None) -> OpHandle:
-        """Start an operation of a caller-driven process; see `ClientPool.invoke`."""
+        """Start an operation of a caller-driven process; see `SimulatedClients.invoke`."""
         return self.clients.invoke(process, f, key, value, read_mode, node)
 
     def complete(self, handle: OpHandle, timeout: float = 5.0) -> dict:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from harness.faults.base import FaultContext
-from harness.faults.failover import Failover
+from harness.faults.failover import FailoverFault
 
 
 @dataclass
@@ -84,7 +84,7 @@ def _context(cluster) -> FaultContext:
 
 
 def test_the_leader_is_fenced_a_follower_promoted_then_the_old_leader_rebuilt():
-    cluster, fault = _Cluster(), Failover()
+    cluster, fault = _Cluster(), FailoverFault()
     ctx = _context(cluster)
     started = fault.start(ctx, {})
     assert started == {"nodes": ["n1"], "promoted": "n2"}
@@ -97,7 +97,7 @@ def test_the_leader_is_fenced_a_follower_promoted_then_the_old_leader_rebuilt():
 
 
 def test_a_rebuild_waits_while_the_new_leader_is_down():
-    cluster, fault = _Cluster(), Failover()
+    cluster, fault = _Cluster(), FailoverFault()
     ctx = _context(cluster)
     started = fault.start(ctx, {})
     cluster.processes["n2"].running = False          # another fault killed the new leader
@@ -112,7 +112,7 @@ def test_a_rebuild_waits_while_the_new_leader_is_down():
 
 
 def test_the_end_of_the_run_rebuilds_an_old_leader_left_down():
-    cluster, fault = _Cluster(), Failover()
+    cluster, fault = _Cluster(), FailoverFault()
     ctx = _context(cluster)
     started = fault.start(ctx, {})
     cluster.processes["n2"].paused = True
@@ -125,7 +125,7 @@ def test_the_end_of_the_run_rebuilds_an_old_leader_left_down():
 
 
 def test_a_promotion_that_certainly_failed_brings_the_old_leader_back_unfenced():
-    cluster, fault = _Cluster(), Failover()
+    cluster, fault = _Cluster(), FailoverFault()
     cluster.system.promotes = False
     ctx = _context(cluster)
     with pytest.raises(RuntimeError, match="n2 was not promoted"):
@@ -138,7 +138,7 @@ def test_a_promotion_that_certainly_failed_brings_the_old_leader_back_unfenced()
 def test_a_promotion_that_may_yet_finish_keeps_the_old_leader_fenced_and_down():
     """Restarting the old leader while the follower may still become leader could make two
     leaders: it stays down, fenced, until the new one leads, then it is rebuilt."""
-    cluster, fault = _Cluster(), Failover()
+    cluster, fault = _Cluster(), FailoverFault()
     cluster.system.promotes = None
     ctx = _context(cluster)
     with pytest.raises(RuntimeError, match="kept fenced"):
@@ -152,7 +152,7 @@ def test_a_promotion_that_may_yet_finish_keeps_the_old_leader_fenced_and_down():
 
 
 def test_an_old_leader_another_fault_also_holds_waits_for_it():
-    cluster, fault = _Cluster(), Failover()
+    cluster, fault = _Cluster(), FailoverFault()
     ctx = _context(cluster)
     ctx.hold("kill", ["n1"])                       # a kill of n1 that has not ended yet
     started = fault.start(ctx, {})
@@ -168,7 +168,7 @@ def test_an_old_leader_another_fault_also_holds_waits_for_it():
     ({}, "no leader, and every node is up"),
 ])
 def test_no_failover_without_a_follower_up_or_a_leader_to_replace(down, said):
-    cluster, fault = _Cluster(leader="n1" if down else None), Failover()
+    cluster, fault = _Cluster(leader="n1" if down else None), FailoverFault()
     for node, how in down.items():
         if how == "running":
             cluster.processes[node].running = False
@@ -179,7 +179,7 @@ def test_no_failover_without_a_follower_up_or_a_leader_to_replace(down, said):
 
 
 def test_with_no_leader_answering_the_node_that_is_down_is_taken_for_it():
-    cluster, fault = _Cluster(leader=None), Failover()
+    cluster, fault = _Cluster(leader=None), FailoverFault()
     cluster.processes["n1"].paused = True              # a paused leader answers nobody
     started = fault.start(_context(cluster), {})
     assert started == {"nodes": ["n1"], "promoted": "n2"}

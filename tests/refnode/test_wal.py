@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from refnode.wal import (FILE_HEADER_SIZE, LOG_NAME, Entry, HardState, WalError, WriteAheadLog,
-                         power_loss)
+from refnode.wal import (FILE_HEADER_SIZE, LOG_NAME, LoggedEntry, LoggedHardState, WalError,
+                         WriteAheadLog, power_loss)
 
 
 def record(kind: bytes, body: bytes) -> bytes:
@@ -59,7 +59,7 @@ def cmd(i: int) -> dict:
 
 def fill(wal: WriteAheadLog, n: int, term: int = 1) -> None:
     start = wal.last_index + 1
-    wal.append(Entry(i, term, cmd(i)) for i in range(start, start + n))
+    wal.append(LoggedEntry(i, term, cmd(i)) for i in range(start, start + n))
 
 
 def snapshot(wal: WriteAheadLog):
@@ -80,10 +80,10 @@ def test_new_log_is_empty(tmp_path):
 def test_round_trip_and_restart(tmp_path):
     with WriteAheadLog.open(tmp_path) as wal:
         wal.set_hard_state(3, "n2")
-        wal.append([Entry(1, 1, {"a": [1, 2.5, None, "x"]}), (2, 2, "plain"), (3, 3, None)])
-        wal.append([Entry(4, 3, {"nested": {"deep": True}})])
+        wal.append([LoggedEntry(1, 1, {"a": [1, 2.5, None, "x"]}), (2, 2, "plain"), (3, 3, None)])
+        wal.append([LoggedEntry(4, 3, {"nested": {"deep": True}})])
         assert wal.last_index == 4 and wal.last_term == 3
-        assert wal.entry(1) == Entry(1, 1, {"a": [1, 2.5, None, "x"]})
+        assert wal.entry(1) == LoggedEntry(1, 1, {"a": [1, 2.5, None, "x"]})
         assert [wal.term_at(i) for i in range(5)] == [0, 1, 2, 3, 3]
         assert [e.index for e in wal.entries(2, 3)] == [2, 3]
         assert [e.index for e in wal.entries(3, 99)] == [3, 4]
@@ -92,7 +92,7 @@ def test_round_trip_and_restart(tmp_path):
         assert wal.sync() == 4 and wal.synced_index == 4
     with WriteAheadLog.open(tmp_path) as wal:
         assert snapshot(wal) == before
-        assert wal.hard_state == HardState(3, "n2")
+        assert wal.hard_state == LoggedHardState(3, "n2")
         assert wal.recovery.entries == 4 and wal.recovery.reason is None
         assert wal.synced_index == 4
 
@@ -190,7 +190,7 @@ def test_truncate_from_bounds(tmp_path):
         with pytest.raises(IndexError):
             wal.entry(2)
         wal.append([(2, 2, "new")])
-        assert wal.entry(2) == Entry(2, 2, "new")
+        assert wal.entry(2) == LoggedEntry(2, 2, "new")
 
 
 def test_closed_log_refuses_use(tmp_path):
