@@ -63,9 +63,8 @@ log has that entry, and otherwise replaces any conflicting suffix with the leade
 The leader keeps one `FollowerProgress` per follower: in probe state it sends one message at
 a time and backs off with the follower's conflict hint until it finds where the logs agree; in
 replicate state it streams entries (a few messages in flight) and advances on acknowledgements.
-Entries
-are applied to the `KeyValueState` in order as the commit index grows, and a pending client
-write is answered when its entry is applied. In `async` mode a new leader may lack entries an
+Entries are applied to the `KeyValueState` in order as the commit index grows, and a pending
+client write is answered when its entry is applied. In `async` mode a new leader may lack entries an
 old one committed: followers then cut those entries, move their commit index back and rebuild
 their state from the log (the mode's documented loss; never in `sync` or `quorum` mode).
 There is no pre-vote: a node that comes back from a partition with a higher term makes the
