@@ -1,4 +1,4 @@
-"""`faultline run` and `faultline replay`: a fault campaign with live progress and a verdict.
+"""`faultline run` and `faultline replay`: one run under faults, with live progress and a verdict.
 
 The options of `run` are the test's own (`OPTIONS`), the system adapter's (as flags of their
 own, `--replication` for refnode, or `--system-opt NAME=VALUE`), and the fault kinds'
@@ -73,9 +73,9 @@ def register(sub, argv: list[str] | None = None) -> None:
     """Add `run` and `replay` to the `faultline` parser; `argv` (the command line) tells
     which system's flags `run` takes."""
     p = sub.add_parser(
-        "run", help="run a fault campaign and check it",
+        "run", help="run a test under faults and check it",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Run a fault campaign: start a cluster on a network under the harness's "
+        description="Run a test: start a cluster on a network under the harness's "
                     "control,\ndrive concurrent clients, inject faults, heal, check the "
                     "history.\nExit codes: 0 valid, 1 invalid, 2 unknown, 3 bad usage, 4 "
                     "liveness failure,\n5 could not run.")

@@ -1,10 +1,10 @@
 """Processes the harness starts: each under a guard, recorded, and ended however the run ends.
 
 `Supervisor` is the one owner of every process of a run. Its promises:
-- a process started through it runs under `harness.processes.guard`, so it dies with the harness even if
-  the harness is SIGKILLed;
-- it is recorded in this harness's registry (`harness.processes.leftovers`), so that the next harness
-  finds it if both the harness and the guard were killed;
+- a process started through it runs under `harness.processes.guard`, so it dies with the
+  harness even if the harness is SIGKILLed;
+- it is recorded in this harness's table of leftovers (`harness.processes.leftovers`), so that
+  the next harness finds it if both the harness and the guard were killed;
 - `close()` (also on an exception or Ctrl-C, when used as a context manager) ends them all.
 
 Faults act on the command's own process tree through psutil: SIGKILL (`kill`), SIGSTOP and

@@ -1,4 +1,4 @@
-"""One fault campaign, start to verdict: `run_test(spec)`.
+"""One run, start to verdict: `run_test(spec)`.
 
 Phases, as in Jepsen and TigerBeetle's VOPR:
 1. set up: a run directory, test.json (with the seed and the fault schedule), the cluster;

@@ -40,7 +40,7 @@ class SpecError(ValueError):
 
 @dataclass
 class TestSpec:
-    """One fault campaign (see the module docstring). Times are in seconds."""
+    """One test under faults (see the module docstring). Times are in seconds."""
 
     __test__ = False     # a name pytest would otherwise take for a test class
 

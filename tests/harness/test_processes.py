@@ -243,8 +243,8 @@ def test_a_guard_whose_harness_died_before_reading_the_pid_ends_its_command(tmp_
     """The harness can die between starting a guard and reading the command's pid: the
     guard's first write then fails, and the command must not outlive it."""
     marker = f"{time.time_ns() % 10 ** 6}.5"          # a sleep no one else runs
-    guard = subprocess.Popen([sys.executable, "-m", "harness.processes.guard", "--", "sleep", marker],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    guard = subprocess.Popen([sys.executable, "-m", "harness.processes.guard", "--", "sleep",
+                              marker], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.DEVNULL)
     guard.stdout.close()             # nobody will read the pid; the lifeline stays open
 
