@@ -24,7 +24,7 @@ Everything random comes from generators seeded from the seed (network, clients, 
 each node incarnation's core), so a seed and a list of actions replay exactly.
 
 Entry points: `Simulation(cluster, seed, options)` then `apply(action)`, `run_for(seconds)`,
-`check_liveness()`; `run_random(...)` for a random fault campaign followed by the liveness
+`check_liveness()`; `run_random(...)` for a random fault schedule followed by the liveness
 phase; `replay(cluster, seed, actions)` to re-run an explicit schedule. Actions are JSON-able
 lists, e.g. ``["isolate", "n1"]``, ``["advance", 0.5]``; see `Simulation.apply`.
 """
@@ -741,7 +741,7 @@ class Simulation:
 def run_random(cluster: ClusterConfig, seed: int, *, duration: float = 3.0,
                options: SimOptions | None = None, liveness_bound: float | None = 10.0
                ) -> Simulation:
-    """A random fault campaign of `duration` simulated seconds (faults from
+    """A random fault schedule of `duration` simulated seconds (faults from
     `options.faults`, a default nemesis when None), then the liveness phase (skipped when
     `liveness_bound` is None). Returns the simulation; raises on the first violation."""
     options = options or SimOptions()
