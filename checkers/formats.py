@@ -1,6 +1,6 @@
 """One entry point for reading and writing histories in every format faultline knows.
 
-- "jsonl": the native JSON Lines format (DESIGN.md, "The history"), `checkers.jsonl`;
+- "jsonl": the native JSON Lines format (docs/history-format.md), `checkers.jsonl`;
 - "edn": Jepsen's and Knossos' EDN, `checkers.edn`;
 - "jepsen-log": Jepsen's older text logs, read only, `checkers.jepsen_log`.
 """

@@ -1,7 +1,7 @@
 """The history: the contract between the harness and the checkers.
 
 A history is a sequence of events (`Op`), one per line of a JSON Lines file, in the order they
-happened (see DESIGN.md, "The history"). Checkers rarely want raw events: they want each client
+happened (see docs/history-format.md). Checkers rarely want raw events: they want each client
 operation as one interval from its invocation to its completion. `pair` turns events into
 `Operation`s and is the one place where the pairing rules live:
 
@@ -48,7 +48,7 @@ class HistoryError(ValueError):
 
 @dataclass(slots=True)
 class Op:
-    """One event of a history, as in DESIGN.md: an invocation, a completion or a nemesis event.
+    """One event of a history (docs/history-format.md): an invocation, a completion or a fault.
 
     `time` is in nanoseconds from one monotonic clock (or the position in the file when the
     source had no timestamps). `line` is where the event was read from (1-based), for messages;

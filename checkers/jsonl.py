@@ -1,4 +1,4 @@
-"""The native history format: JSON Lines, one event per line (DESIGN.md, "The history").
+"""The native history format: JSON Lines, one event per line (docs/history-format.md).
 
 Reading is strict: whatever does not follow the contract is a `HistoryError` naming the file,
 the line and the field, never a silent skip. Writing produces exactly what reading accepts.

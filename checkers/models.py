@@ -5,7 +5,7 @@ A model is a small object in the manner of Porcupine's: `init()` gives the start
 hashable and compare by value: the search memoizes (linearized ops, state) configurations.
 
 Model options carry the conventions of the project a history comes from
-(../shared/corpora/README.md), never special cases in the checker:
+(docs/checking.md), never special cases in the checker:
 
 - `initial`: the value before any write (None: absent);
 - `nil_read`: "any" (Knossos: a read that returned nil tells nothing) or "absent" (nil means the

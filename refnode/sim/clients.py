@@ -2,7 +2,7 @@
 
 Each client process runs one operation at a time: it picks a node, sends a request, follows
 "not-leader" redirects (a few hops), and records the operation in faultline's history format
-(DESIGN.md, "The history"): an `invoke` event, then exactly one completion, `ok` (took effect),
+(docs/history-format.md): an `invoke` event, then exactly one completion, `ok` (took effect),
 `fail` (certainly did not: a definite error) or `info` (unknown: an indeterminate error, or no
 reply within the client timeout). A process whose operation ends `info` never runs another; a
 fresh process number replaces it. Every write, cas and add uses a value never used before, so
