@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
-# The default campaign: 3 refnode nodes, quorum replication, leader reads, register
+# The default run: 3 refnode nodes, quorum replication, leader reads, register
 # workload, partitions and kills, 30 seconds; ends with its verdict and run directory.
 run: $(STAMP)
 	$(BIN)/faultline run
@@ -24,7 +24,7 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
 
-# The planted-bug matrix (harness/campaigns/validate.toml): plain campaigns, tuned cases,
+# The planted-bug matrix (harness/campaigns/validate.toml): plain cases, tuned cases,
 # etcd and Redis (about two and a half hours; etcd and Redis need root).
 validate: $(STAMP)
 	$(BIN)/faultline validate

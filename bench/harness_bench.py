@@ -1,11 +1,11 @@
-"""The harness's own speed: cluster start, partitions, recording rate, a whole campaign.
+"""The harness's own speed: cluster start, partitions, recording rate, a whole run.
 
     .venv/bin/python bench/harness_bench.py [--quick]
 
 Targets (issues 4 and 5): 5 refnode nodes and their 25 link proxies up with a leader within
 2 s; applying or healing a partition of a 5-node cluster under 100 ms; with 16 clients against
 3 nodes behind the proxies, at least 2,000 recorded ops/s (beside the same clients going
-direct, unrecorded); a 60 s campaign with faults finished, checks included, within 75 s.
+direct, unrecorded); a 60 s run with faults finished, checks included, within 75 s.
 Where this user may create network namespaces, the same rows for the namespace network.
 """
 
@@ -94,7 +94,7 @@ def recorded_rate(tmp: Path, clients: int, seconds: float,
     return ops / seconds, result.elapsed
 
 
-def campaign(tmp: Path, seconds: float) -> tuple[float, object]:
+def whole_run(tmp: Path, seconds: float) -> tuple[float, object]:
     spec = TestSpec(time_limit=seconds, seed=2, runs_dir=str(tmp / "runs"))
     result = run_test(spec)
     return result.elapsed, result.valid
@@ -102,7 +102,7 @@ def campaign(tmp: Path, seconds: float) -> tuple[float, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="shorter runs, no 60 s campaign")
+    parser.add_argument("--quick", action="store_true", help="shorter runs, no 60 s run")
     args = parser.parse_args()
     seconds = 5.0 if args.quick else 10.0
     with tempfile.TemporaryDirectory() as name:
@@ -120,8 +120,8 @@ def main() -> None:
             print(f"16 clients, 3 nodes in namespaces: recorded {recorded:,.0f} ops/s "
                   f"({recorded / direct:.0%} of direct on loopback)  (target >= 2,000 ops/s)")
         if not args.quick:
-            elapsed, valid = campaign(tmp, 60.0)
-            print(f"60 s campaign with partitions and kills: {elapsed:.1f} s from start to "
+            elapsed, valid = whole_run(tmp, 60.0)
+            print(f"60 s run with partitions and kills: {elapsed:.1f} s from start to "
                   f"verdict ({valid})  (target < 75 s)")
 
 

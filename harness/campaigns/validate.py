@@ -1,7 +1,7 @@
 """`faultline validate`: the planted-bug matrix, proof that the harness catches what it should.
 
-The matrix is a campaign file shipped with faultline (`harness/campaigns/validate.toml`), run by the
-campaign machinery. First the plain campaigns (group "plain"): each planted bug run as a user
+The matrix is a campaign file shipped with faultline (`harness/campaigns/validate.toml`), run by
+the campaign machinery. First the plain cases (group "plain"): each planted bug run as a user
 would, with only the bug, a workload, a read mode and the fault kinds given, on the default
 schedule; what a user testing their own system gets. Then the tuned cases (group "tuned"):
 each planted bug under the faults that expose it, over several seeds, caught (an invalid
@@ -24,7 +24,7 @@ from harness.campaigns.matrix import INVALID, VALID, Campaign, Row, load
 VALIDATE_FILE = Path(__file__).resolve().parent / "validate.toml"
 PLAIN, TUNED = "plain", "tuned"
 
-# What the test suite runs: two plain campaigns of planted bugs and one safe configuration.
+# What the test suite runs: two plain cases of planted bugs and one safe configuration.
 # (Stale leader reads need realistic timings to be seen in a short plain run: with the
 # suite's fast ones a deposed leader steps down 0.6 s after the cut, before most clients have
 # given up on it. The full matrix runs it.)

@@ -33,7 +33,8 @@ def register(sub) -> None:
         description="Run every row of a campaign file over its seeds and check that each row "
                     "shows what it must (valid, invalid, loses-writes or keeps-writes in "
                     "enough seeds). "
-                    "The runs, campaign.json and the JUnit file go to RUNS_DIR/NAME/TIME/. "
+                    "The runs and campaign.json go to RUNS_DIR/NAME/TIME/; the JUnit file "
+                    "where --junit says. "
                     "Exit codes: 0 every row met its target, 1 some row did not, 5 some runs "
                     "could not run (and no row missed), 3 bad input, 130 interrupted.")
     p.add_argument("file", type=Path, metavar="FILE.toml", help="the campaign file")

@@ -18,7 +18,7 @@ from harness.networks import NAMES as NETWORK_NAMES
 from harness.run.spec import SpecError
 from harness.campaigns.validate import PLAIN, TUNED, VALIDATE_FILE, matrix, select
 
-TITLES = {PLAIN: "plain campaigns: only --bug, --workload, --read-mode and --nemesis given",
+TITLES = {PLAIN: "plain cases: only --bug, --workload, --read-mode and --nemesis given",
           TUNED: "planted-bug matrix, each case aimed where its bug lives"}
 
 

@@ -6,7 +6,7 @@
   recovery, makes the final reads and checks the history (`run_test`);
 - `cluster`: the nodes of one system under test on one network;
 - `observer`: polls the nodes' own view of their roles, for election safety;
-- `recorder`: appends the history as it happens, fsynced;
+- `recorder`: appends the history as it happens, each event written through at once;
 - `violations`: where the first violation fell among the faults.
 
 May import: checkers, pluginkit, harness.faults, harness.networks, harness.processes,

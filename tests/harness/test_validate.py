@@ -1,5 +1,5 @@
 """The reduced planted-bug matrix, on both networks (the namespace network's with the slow
-tests): two planted bugs caught by plain campaigns
+tests): two planted bugs caught by plain cases
 (only the bug, the workload and the fault kinds given; shortened), one safe configuration
 valid under the default schedule.
 
