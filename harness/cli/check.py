@@ -9,18 +9,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+from checkers import registry
+from checkers.base import CheckContext, Checker
+from checkers.builtin import LinearizableChecker
 from checkers.election import load_observations
 from checkers.formats import FORMATS, load_history
 from checkers.history import client_events
-from checkers.linearizability import Budget
 from checkers.list_append import MODELS as LIST_APPEND_MODELS
-from checkers.models import FAILED_CAS, MODELS, NIL_READS, make_model
-from checkers.suite import (CHECKERS, DEFAULT_CHECKERS, Settings, choose_checkers, run_checkers,
-                            unknown_checkers)
+from checkers.models import FAILED_CAS, MODELS, NIL_READS
+from checkers.suite import DEFAULT_CHECKERS, choose_checkers, judge, make_checkers
 from harness.cli import exits
 from harness.cli import terminal
 from harness.rundirs import store
 from harness.run.violations import placement
+from pluginkit.options import OptionError
 
 DEFAULT_BUDGET_SECONDS = 300.0
 DEFAULT_MEMORY_MIB = 2048
@@ -29,10 +31,13 @@ DEFAULT_MEMORY_MIB = 2048
 def register(sub) -> None:
     """Add the `check` subcommand to the `faultline` parser."""
     p = sub.add_parser(
-        "check", help="check a history, a run directory or a corpus manifest",
-        description="Check a history file (JSON Lines, Jepsen EDN or Jepsen log) or a run "
-                    "directory (its history.jsonl; results.json is written into it). Exit "
-                    "codes: 0 valid, 1 invalid, 2 unknown (budget spent), 3 bad input.")
+        "check", help="check a history, a run directory or a corpus manifest", add_help=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Check a history file (JSON Lines, Jepsen EDN or Jepsen log) or a run\n"
+                    "directory (its history.jsonl; results.json is written into it).\n"
+                    "Exit codes: 0 valid, 1 invalid, 2 unknown (budget spent), 3 bad input.")
+    p.add_argument("-h", "--help", action=_HelpWithCheckers,
+                   help="show this help message, with the checkers installed, and exit")
     p.add_argument("path", nargs="?", help="a history file or a run directory")
     p.add_argument("--manifest", metavar="FILE",
                    help="check every history a corpus manifest lists; exit 1 on any "
@@ -54,10 +59,11 @@ def register(sub) -> None:
     p.add_argument("--tuple-keys", action=argparse.BooleanOptionalAction, default=None,
                    help="EDN values are [key value] tuples (default: detected)")
     p.add_argument("--checker", action="append", metavar="NAME",
-                   help=f"checker to run, repeatable or comma-separated; one of "
-                        f"{', '.join(CHECKERS)} (default: chosen from the operations found: "
-                        f"set-full and stats for adds and set reads, else linearizable and "
-                        f"stats, with session when reads and writes carry versions)")
+                   help="checker to run, repeatable or comma-separated; one of those listed "
+                        "below, plug-ins included (default: chosen from the operations found: "
+                        "list-append and stats for transactions, set-full and stats for adds "
+                        "and set reads, else linearizable and stats, with session when reads "
+                        "and writes carry versions)")
     p.add_argument("--method", choices=["auto", "search", "zones", "chains", "versions"],
                    default="auto",
                    help="linearizability method (default auto: fast paths where they apply)")
@@ -78,6 +84,36 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true",
                    help="print one JSON object with a top-level 'valid' instead of tables")
     p.set_defaults(handler=run)
+
+
+class _HelpWithCheckers(argparse.Action):
+    """-h/--help that lists the checkers below the options. Installed checkers are loaded
+    only here, when help is asked for: not on every command line that builds the parser."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help=None):
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.epilog = checkers_help()
+        parser.print_help()
+        parser.exit()
+
+
+def checkers_help() -> str:
+    """The checkers `--checker` takes, one a line: name, what it applies to, and where a
+    plug-in comes from; one that cannot be loaded says why instead."""
+    lines = ["checkers (--checker NAME; * chosen by default for the histories they apply to):"]
+    for name, entry in registry.entries().items():
+        try:
+            cls = registry.load(entry)
+        except registry.BrokenChecker as exc:
+            lines.append(f"  {name:<18} cannot be loaded: {exc}")
+            continue
+        mark = "*" if cls.APPLIES.chosen else " "
+        origin = "" if entry.origin == "builtin" else f" [{entry.origin}]"
+        lines.append(f"  {name:<16}{mark}  {cls.APPLIES.text}{origin}")
+    return "\n".join(lines)
 
 
 def _non_negative_float(text: str) -> float:
@@ -119,21 +155,18 @@ def run(args: argparse.Namespace) -> int:
 
     names = _checker_names(args.checker) or stored.get("checkers") or \
         (list(DEFAULT_CHECKERS) if args.model else [])
-    bad = unknown_checkers(names)
+    known = registry.entries()
+    bad = [name for name in names if name not in known]
     if bad:
         raise exits.UsageError(f"unknown checker {', '.join(map(repr, bad))}; checkers: "
-                             f"{', '.join(CHECKERS)}")
+                             f"{', '.join(known)}")
     model_name, model_options = _model_choice(args, stored)
-    settings = Settings(model=make_model(model_name, **model_options),
-                        budget=_budget(args), workers=args.workers, method=args.method,
-                        timed_out_fail=args.timed_out_fail, session_scope=args.session_scope,
-                        source=str(history_path), observations=_observations(run_dir))
-    if args.consistency_model:
-        settings.consistency_models = tuple(_checker_names(args.consistency_model))
-    elif isinstance(stored.get("consistency_models"), list):
-        # The models the run judged by (its workload's, or its test's choice), not the
-        # default: a run directory checked again is judged the same way.
-        settings.consistency_models = tuple(stored["consistency_models"])
+    options = _checker_options(args, stored, model_name, model_options)
+    # Every option is refused before the history is read: the model's too, when the checkers
+    # are yet to be chosen (the linearizability checker's flags are the model's).
+    _make(["linearizable"], options)
+    checkers = _make(names, options) if names else []
+    context = CheckContext(source=str(history_path), observations=_observations(run_dir))
 
     load_options = {} if args.tuple_keys is None else {"tuple_keys": args.tuple_keys}
     with terminal.status(f"reading {history_path}", quiet=args.json):
@@ -145,15 +178,20 @@ def run(args: argparse.Namespace) -> int:
                              "nothing)")
     if not names:
         # Nothing asked for: the checkers fit for the operations the history holds.
-        names = choose_checkers(history)
+        try:
+            names = choose_checkers(history)
+        except registry.BrokenChecker as exc:
+            raise exits.UsageError(str(exc)) from None
+        checkers = _make(names, options)
     with terminal.check_progress(f"checking {len(history):,} events with {', '.join(names)}",
-                               quiet=args.json) as settings.progress:
+                               quiet=args.json) as context.progress:
         started = time.perf_counter()
-        combined, results = run_checkers(history, names, settings)
+        combined, results = judge(history, checkers, context)
     combined["history"] = str(history_path)
-    if "list-append" in names and not args.model:
+    list_append = [c for c in checkers if c.name == "list-append"]
+    if list_append and not args.model:
         # Transactions are judged by consistency models, not by a register model.
-        combined["consistency_models"] = list(settings.consistency_models)
+        combined["consistency_models"] = list(list_append[0].options["consistency_models"])
     else:
         combined["model"] = {"name": model_name, **model_options}
     combined["seconds"] = {"read": round(read_seconds, 3),
@@ -221,6 +259,38 @@ def _checker_names(values: list[str] | None) -> list[str]:
     return names
 
 
+def _checker_options(args, stored: dict, model_name: str, model_options: dict[str, Any]):
+    """The options of a checker by its name, as a function: the command line's flags for the
+    checkers they belong to, over the options the run recorded in its test.json (its
+    workload's choices, such as the consistency models), each of which goes to any checker
+    that declares an option of its name, as it did in the run."""
+    recorded = {key: value for key, value in stored.items() if key not in ("checkers", "model")}
+    flags: dict[str, dict[str, Any]] = {
+        "linearizable": {**LinearizableChecker.options_for_model(model_name, model_options),
+                         "budget": args.budget, "memory": args.memory, "workers": args.workers,
+                         "method": args.method, "timed_out_fail": args.timed_out_fail},
+        "session": {"scope": args.session_scope},
+        "list-append": {"consistency_models": _checker_names(args.consistency_model) or None},
+    }
+
+    def options(name: str) -> dict[str, Any]:
+        declared = {option.name for option in registry.find(name).OPTIONS}
+        given = {key: value for key, value in recorded.items() if key in declared}
+        given.update({key: value for key, value in flags.get(name, {}).items()
+                      if value is not None})
+        return given
+    return options
+
+
+def _make(names: list[str], options) -> list[Checker]:
+    """The named checkers, made with their options; a name or an option they refuse is bad
+    input, in one line."""
+    try:
+        return make_checkers(names, {name: options(name) for name in names})
+    except (registry.UnknownChecker, registry.BrokenChecker, OptionError) as exc:
+        raise exits.UsageError(str(exc)) from None
+
+
 def _model_choice(args, stored: dict) -> tuple[str, dict[str, Any]]:
     model = dict(stored.get("model") or {})
     name = args.model or model.pop("name", None) or "kv"
@@ -236,10 +306,6 @@ def _model_choice(args, stored: dict) -> tuple[str, dict[str, Any]]:
         if value is not None:
             options[option] = value
     return name, options
-
-
-def _budget(args) -> Budget:
-    return Budget(seconds=args.budget or None, memory_bytes=args.memory * 1024 * 1024)
 
 
 def _load(path: Path, format_name: str | None, options: dict) -> list:
@@ -284,10 +350,9 @@ def run_manifest(manifest_path: Path, args) -> int:
         raise exits.UsageError(f"{manifest_path}: not a corpus manifest ({exc})") from None
 
     rows = []
-    budget = _budget(args)
     with terminal.progress(len(entries), "checking corpus", quiet=args.json) as advance:
         for position, entry in enumerate(entries):
-            rows.append(_check_manifest_entry(manifest_path, position, entry, budget, args))
+            rows.append(_check_manifest_entry(manifest_path, position, entry, args))
             advance()
     disagreements = sum(1 for row in rows if not row["agrees"])
     summary = {"valid": disagreements == 0, "histories": len(rows),
@@ -299,21 +364,25 @@ def run_manifest(manifest_path: Path, args) -> int:
     return exits.VALID if disagreements == 0 else exits.INVALID
 
 
-def _check_manifest_entry(manifest_path: Path, position: int, entry: Any, budget: Budget,
-                          args) -> dict:
+def _check_manifest_entry(manifest_path: Path, position: int, entry: Any, args) -> dict:
+    """One history of a manifest, judged by the checker of the model its entry names (a
+    register model: linearizability; "list-append": the list-append checker), under the
+    conventions the entry states beside the model."""
     where = f"{manifest_path}: entry {position}"
     if not isinstance(entry, dict) or "file" not in entry or "expected" not in entry:
         raise exits.UsageError(f"{where}: needs 'file' and 'expected'")
     options = dict(entry.get("options") or {})
-    timed_out_fail = options.pop("timed_out_fail", None)
     model_name = options.pop("model", "cas-register")
     history_path = manifest_path.parent / entry["file"]
     started = time.perf_counter()
     history = load_history(history_path, entry.get("format"))
-    settings = Settings(model=make_model(model_name, **options), budget=budget,
-                        workers=args.workers, method=args.method,
-                        timed_out_fail=timed_out_fail, source=str(history_path))
-    combined, results = run_checkers(history, ["linearizable"], settings)
+    try:
+        checker = registry.for_model(model_name, options, budget=args.budget,
+                                     memory=args.memory, workers=args.workers,
+                                     method=args.method)
+    except (registry.UnknownChecker, registry.BrokenChecker, OptionError) as exc:
+        raise exits.UsageError(f"{where}: {exc}") from None
+    combined, results = judge(history, [checker], CheckContext(source=str(history_path)))
     found = combined["valid"]
     return {"file": entry["file"], "model": model_name, "expected": entry["expected"],
             "found": found, "agrees": found == entry["expected"],

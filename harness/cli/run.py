@@ -96,6 +96,10 @@ def register(sub, argv: list[str] | None = None) -> None:
                    help=f"list-append: a consistency model to judge transactions by, "
                         f"repeatable or comma-separated; one of "
                         f"{', '.join(LIST_APPEND_MODELS)} (default strict-serializable)")
+    p.add_argument("--checker", dest="checkers", action="append", default=None, metavar="NAME",
+                   help="a checker to run besides the workload's, repeatable or "
+                        "comma-separated (built-in or plug-in: `faultline check --help` lists "
+                        "them)")
     p.add_argument("--system-opt", "--opt", dest="system_opt", action="append", default=[],
                    metavar="NAME=VALUE", help="an option of the system (repeatable); "
                    "`faultline systems NAME` lists them")
@@ -151,7 +155,8 @@ def _add_system_flags(parser: argparse.ArgumentParser, system: str) -> None:
         adapter = systems.find(system)
     except (systems.UnknownSystem, systems.BrokenAdapter):
         return                   # reported, in one line, when the spec is checked
-    taken = {flag for flag, *_ in OPTIONS} | {"--config", "--consistency-model", "--system-opt",
+    taken = {flag for flag, *_ in OPTIONS} | {"--config", "--consistency-model", "--checker",
+                                              "--system-opt",
                                               "--opt", "--nemesis-opt", "--help"}
     group = parser.add_argument_group(f"{system} options (also --system-opt NAME=VALUE)")
     for option in adapter.OPTIONS:
@@ -178,6 +183,9 @@ def spec_from_args(args: argparse.Namespace) -> TestSpec:
     if args.consistency_models:
         given["consistency_models"] = [part.strip() for text in args.consistency_models
                                        for part in text.split(",") if part.strip()]
+    if args.checkers:
+        given["checkers"] = [part.strip() for text in args.checkers
+                             for part in text.split(",") if part.strip()]
     flags = {key[len(SYSTEM_FLAG_PREFIX):]: value for key, value in vars(args).items()
              if key.startswith(SYSTEM_FLAG_PREFIX) and value is not None}
     try:

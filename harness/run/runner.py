@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from checkers.linearizability import Budget
-from checkers.models import make_model
-from checkers.suite import Settings, run_checkers
+from checkers import registry
+from checkers.base import CheckContext
+from checkers.suite import run_checkers
 from harness.faults import schedule as nemesis_module
 from harness.rundirs import store
 from harness.run.cluster import Cluster
@@ -108,7 +108,9 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
     plan_schedule(spec)
     # Election safety is checked from the nodes' own reports, when the system gives them.
     observing = isinstance(system, StatusProbe)
-    checkers = list(workload.checkers) + (["election-safety"] if observing else [])
+    # The workload's checkers, those the test adds, and election safety when observed.
+    checkers = list(dict.fromkeys([*workload.checkers, *(spec.checkers or ()),
+                                   *(["election-safety"] if observing else [])]))
     store.write_json(run_dir / store.TEST_FILE, {
         "test": spec.to_json(), "command": argv or sys.argv, "versions": store.versions(),
         "system": {"name": spec.system, "options": system.options,
@@ -169,10 +171,11 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
         recorder.close()
 
     report("checking", [])
-    settings = check_settings(workload, budget=Budget(seconds=CHECK_BUDGET_SECONDS),
-                              source=str(run_dir / store.HISTORY_FILE),
-                              observations=observer.records if observer is not None else None)
-    combined, results = run_checkers(recorder.events, checkers, settings)
+    context = CheckContext(source=str(run_dir / store.HISTORY_FILE),
+                           observations=observer.records if observer is not None else None)
+    combined, results = run_checkers(
+        recorder.events, checkers,
+        check_settings(workload, checkers, budget=CHECK_BUDGET_SECONDS), context)
     combined["liveness"] = liveness
     combined["faults"] = nemesis.report() if nemesis is not None else {}
     combined["seed"] = seed
@@ -196,15 +199,21 @@ def check_choices(workload: Workload) -> dict[str, Any]:
     return choices
 
 
-def check_settings(workload: Workload, **shared: Any) -> Settings:
-    """The checkers' settings for a history of `workload`: its model, when it has one, and its
-    checkers' options (named as Settings' fields), beside the `shared` settings (budget,
-    source, observations)."""
-    options = {name: tuple(value) if isinstance(value, list) else value
-               for name, value in workload.check_options().items()}
+def check_settings(workload: Workload, names: list[str] | None = None,
+                   **common: Any) -> dict[str, dict[str, Any]]:
+    """The options of each checker judging a history of `workload` (`names`, default the
+    workload's own checkers), by checker name: the workload's model, when it has one, its
+    checkers' options (`CHECK_OPTIONS`), and the run's `common` ones (the budget). Each value
+    goes to every checker that declares an option of its name, and to no other."""
+    given = dict(common)
     if workload.model is not None:
-        shared["model"] = make_model(workload.model)
-    return Settings(**shared, **options)
+        given["model"] = workload.model
+    given.update(workload.check_options())
+    settings = {}
+    for name in workload.checkers if names is None else names:
+        declared = {option.name for option in registry.find(name).OPTIONS}
+        settings[name] = {key: value for key, value in given.items() if key in declared}
+    return settings
 
 
 def _build_report(run_dir: Path) -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from checkers import registry
 from harness import faults, networks, systems, workloads
 from harness.faults import schedule as nemesis_module
 from harness.networks.base import NetworkUnavailable
@@ -77,6 +78,9 @@ class TestSpec:
     # list-append workload: the consistency models its checker judges transactions by
     # (checkers.list_append.MODELS; None: the workload's default, strict-serializable).
     consistency_models: list[str] | None = None
+    # Checkers to run besides the workload's, by name (built-in or plug-in; `faultline check
+    # --help` lists them), each with its defaults and the workload's settings it declares.
+    checkers: list[str] | None = None
     # The share of each operation, e.g. {"read": 0.9, "write": 0.1} (default: the workload's
     # own; for register, reads half the time and cas_share of cas; for list-append, the
     # shares of its micro-operations r and append).
@@ -107,6 +111,8 @@ class TestSpec:
             _taken_by("--value-size", "value_size", workload)
         if self.consistency_models is not None:
             self.consistency_models = _consistency_models(self.consistency_models, workload)
+        if self.checkers is not None:
+            self.checkers = _checkers(self.checkers)
         for name in ("time_limit", "rate", "op_timeout", "recovery_timeout",
                      "nemesis_interval"):
             value = getattr(self, name)
@@ -416,6 +422,21 @@ def _consistency_models(value: Any, workload: type[Workload]) -> list[str]:
         return option.check(value, "--consistency-model: ")
     except OptionError as exc:
         raise SpecError(str(exc)) from None
+
+
+def _checkers(value: Any) -> list[str]:
+    """The extra checkers a test names, each found (a plug-in's loaded); SpecError in one line
+    for a name that is no checker, or a checker that cannot be loaded."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(n, str) for n in value):
+        raise SpecError(f"--checker must name checkers, got {value!r}")
+    for name in value:
+        try:
+            registry.find(name)
+        except (registry.UnknownChecker, registry.BrokenChecker) as exc:
+            raise SpecError(f"--checker: {exc}") from None
+    return list(value)
 
 
 def _check_mix(where: str, mix: Any, workload: type[Workload]) -> None:

@@ -12,11 +12,13 @@ A workload is a `Workload` subclass in a module of its own, declaring:
 - `name`: what `--workload` calls it, and the name it is registered under;
 - `OPS`: the operations its mix weighs (the names `--mix` takes);
 - `default_mix()`: their weights when the test gives none;
-- `checkers`: the checkers of `checkers.suite` that judge its histories;
-- `model`: the model those checkers judge each key by (`checkers.models`), or None when they
-  use none;
-- `CHECK_OPTIONS`: options of its checkers a test may set (`pluginkit.options.Option`), named as
-  the fields of `checkers.suite.Settings` they fill;
+- `checkers`: the names of the checkers that judge its histories (`checkers.registry`:
+  built-in or plug-in);
+- `model`: the model those checkers judge each key by (`checkers.models`; the `model` option
+  of the checkers that take one), or None when they use none;
+- `CHECK_OPTIONS`: options of its checkers a test may set: the checkers' own declarations
+  (`Checker.OPTIONS`), or options of the same names; each value goes to every one of its
+  checkers that declares an option of that name;
 - `TAKES`: the options its constructor takes besides keys, mix and ops_per_key (the registry
   passes it only those), and `NOT_TAKEN`: why it refuses an option others take, for the
   one-line refusal;

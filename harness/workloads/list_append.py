@@ -21,7 +21,7 @@ from __future__ import annotations
 import random
 from typing import Any, ClassVar
 
-from checkers.list_append import MODELS
+from checkers.builtin import ListAppendChecker
 from pluginkit.options import Option
 from harness.workloads.base import Invocation, Mix, Workload
 
@@ -32,7 +32,6 @@ MAX_MICRO_OPS = 4
 # transaction over every key used (there may be hundreds with key retirement) would be one
 # huge read, slow to answer and to retry.
 FINAL_KEYS_PER_TXN = 4
-DEFAULT_CONSISTENCY_MODELS = ("strict-serializable",)
 
 
 class ListAppendWorkload(Workload):
@@ -42,9 +41,8 @@ class ListAppendWorkload(Workload):
     OPS = (READ, APPEND)
     checkers = ("list-append", "stats")
     model = None                 # the list-append checker judges transactions, not registers
-    CHECK_OPTIONS: ClassVar[tuple[Option, ...]] = (
-        Option("consistency_models", "str-list", DEFAULT_CONSISTENCY_MODELS,
-               "the consistency models to judge transactions by", choices=MODELS),)
+    # The list-append checker's own option: the models it judges by (a test may choose).
+    CHECK_OPTIONS: ClassVar[tuple[Option, ...]] = ListAppendChecker.OPTIONS
     NOT_TAKEN = {"value_size": "its appended elements are unique numbers, and every read "
                                "returns a whole list of them"}
 

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from checkers.election import check_election_safety, load_observations
 from checkers.history import HistoryError
-from checkers.suite import Settings, run_checkers
+from checkers.base import CheckContext
+from checkers.suite import run_checkers
 
 
 def obs(time, node, role, term, **extra):
@@ -88,6 +89,7 @@ def test_load_observations_reads_lines_and_names_a_bad_one(tmp_path):
 
 def test_suite_checks_the_settings_observations():
     two = [obs(1, "n1", "leader", 2), obs(2, "n2", "leader", 2)]
-    combined, _ = run_checkers([], ["election-safety"], Settings(observations=two))
+    combined, _ = run_checkers([], ["election-safety"],
+                               context=CheckContext(observations=two))
     assert combined["valid"] is False
     assert combined["checkers"]["election-safety"]["counterexample"]["term"] == 2

@@ -17,7 +17,8 @@ from checkers.list_append.graph import strongly_connected
 from checkers.list_append.synthetic import GADGETS, Shape, generate
 from checkers.models import ModelError
 from checkers.suite import choose_checkers
-from harness.cli.main import main as cli
+from harness.cli import exits
+from harness.cli import main as cli
 from tests.corpora import CORPORA, manifest_entries
 
 SS, SER, SI, RR, RC = ("strict-serializable", "serializable", "snapshot-isolation",
@@ -312,14 +313,14 @@ def test_faultline_check_runs_list_append_on_jsonl_and_edn(tmp_path, capsys):
     events = generate(Shape(clients=4, txns=30, keys=2, anomaly="G2-item"), 3)
     path = tmp_path / "history.jsonl"
     save_history(events, path)
-    assert cli.main(["check", str(path), "--checker", "list-append"]) == cli.INVALID
+    assert cli.main(["check", str(path), "--checker", "list-append"]) == exits.INVALID
     assert "G2-item" in capsys.readouterr().out
     assert cli.main(["check", str(path), "--checker", "list-append", "--consistency-model",
-                     "snapshot-isolation,read-committed"]) == cli.VALID
+                     "snapshot-isolation,read-committed"]) == exits.VALID
     edn = tmp_path / "history.edn"
     save_history(events, edn, "edn")
     assert cli.main(["check", str(edn), "--checker", "list-append", "--consistency-model",
-                     SER]) == cli.INVALID
+                     SER]) == exits.INVALID
 
 
 @pytest.mark.parametrize("value, complaint", [
@@ -334,7 +335,7 @@ def test_bad_input_is_one_line_and_exit_3(tmp_path, capsys, value, complaint):
     save_history(events, path)
     with pytest.raises(HistoryError, match="history.jsonl:1: field 'value'"):
         check_list_append(load_history(path), source=str(path))
-    assert cli.main(["check", str(path), "--checker", "list-append"]) == cli.BAD_INPUT
+    assert cli.main(["check", str(path), "--checker", "list-append"]) == exits.BAD_INPUT
     err = capsys.readouterr().err
     assert complaint in err and len(err.strip().splitlines()) == 1
 

@@ -220,10 +220,10 @@ def test_an_empty_history_is_bad_input(tmp_path):
 
 CRASHING_CHECKER = (
     "import sys\n"
-    "from checkers import suite\n"
-    "def crash(history, settings):\n"
+    "from checkers.builtin import StatsChecker\n"
+    "def crash(self, history, context):\n"
     "    raise KeyError('boom')\n"
-    "suite.CHECKERS['stats'] = crash\n"
+    "StatsChecker.check = crash\n"
     "from harness.cli.main import main\n"
     "sys.exit(main(sys.argv[1:]))\n")
 

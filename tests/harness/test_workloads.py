@@ -16,9 +16,11 @@ import pytest
 
 from checkers.formats import load_history
 from checkers.list_append.history import transactions
+from checkers.builtin import LinearizableChecker, ListAppendChecker
 from checkers.suite import run_checkers
 from harness import workloads
-from harness.cli.main import main as cli
+from harness.cli import exits
+from harness.cli import main as cli
 from pluginkit.options import OptionError
 from harness.run.recorder import Recorder
 from harness.cli.run import spec_from_args
@@ -111,14 +113,15 @@ def test_each_workload_gets_only_the_options_it_takes():
 def test_the_checkers_settings_come_from_what_the_workload_declares():
     register = make_workload("register", 2)
     assert check_choices(register) == {"model": {"name": "kv"}}
-    model = check_settings(register).model          # "kv": a cas-register per key
+    # "kv": a cas-register per key
+    model = LinearizableChecker(check_settings(register)["linearizable"]).model
     assert model.name == "cas-register" and model.split_by_key
     txns = make_workload("list-append", 2)
     assert check_choices(txns) == {"consistency_models": ["strict-serializable"]}
     chosen = make_workload("list-append", 2,
                            consistency_models=["serializable", "read-committed"])
     assert check_choices(chosen) == {"consistency_models": ["serializable", "read-committed"]}
-    assert check_settings(chosen, source="h.jsonl").consistency_models == (
+    assert ListAppendChecker(check_settings(chosen)["list-append"]).consistency_models == (
         "serializable", "read-committed")
     with pytest.raises(OptionError, match="must be one of"):
         make_workload("list-append", 2, consistency_models=["linearizable"])
@@ -312,12 +315,12 @@ def test_checking_a_run_directory_again_judges_by_the_models_the_run_recorded(tm
     workload.set_check_options({"consistency_models": ["read-committed"]})
     (tmp_path / "test.json").write_text(json.dumps(
         {"check": {"checkers": list(workload.checkers), **check_choices(workload)}}))
-    assert cli.main(["check", str(tmp_path), "--json"]) == cli.VALID
+    assert cli.main(["check", str(tmp_path), "--json"]) == exits.VALID
     said = json.loads(capsys.readouterr().out)
     assert said["checkers"]["list-append"]["figures"]["models"] == {"read-committed": True}
     # What it was judged by: consistency models, not a register model it never used.
     assert said["consistency_models"] == ["read-committed"] and "model" not in said
     assert cli.main(["check", str(tmp_path), "--json", "--consistency-model",
-                     "serializable"]) == cli.VALID             # the command line wins
+                     "serializable"]) == exits.VALID             # the command line wins
     figures = json.loads(capsys.readouterr().out)["checkers"]["list-append"]["figures"]
     assert figures["models"] == {"serializable": True}
