@@ -37,7 +37,7 @@ Done = Callable[[Cell, dict[str, Any]], None]
 
 def cell_process(**options) -> subprocess.Popen:
     """A process running one cell (`harness.campaigns.cell`), its cell to be written to its
-    stdin; it stops its run if this process dies (see `campaign_cell.end_with_parent`). In a
+    stdin; it stops its run if this process dies (see `cell.end_with_parent`). In a
     session of its own, so that a terminal's Ctrl-C reaches the campaign alone, which then
     interrupts each run exactly once (a second interrupt could cut a run's cleanup short)."""
     env = dict(os.environ, **{PARENT_ENV: str(os.getpid())})

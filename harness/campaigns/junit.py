@@ -18,7 +18,7 @@ from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 from harness.campaigns.matrix import VALID, Campaign, Cell
 from harness.campaigns.cell import RAN
 
-MET, SHORT = "met", "could-not-run"        # a row's status, as campaign_command sums it up
+MET, SHORT = "met", "could-not-run"        # a row's status, as `faultline campaign` sums it up
 
 
 def write_junit(path: Path, campaign: Campaign, outcomes: dict[str, dict[str, Any]],

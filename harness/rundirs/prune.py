@@ -47,7 +47,7 @@ class Plan:
 
 def plan(runs: list[RunSummary], *, keep: int | None, older_than: float | None, now: float,
          force: bool = False, per_test: bool = False) -> Plan:
-    """Choose runs to remove from `runs` (newest first, as run_catalog.list_runs gives them).
+    """Choose runs to remove from `runs` (newest first, as catalog.list_runs gives them).
 
     A run is chosen when it is not among the `keep` newest (of the whole runs directory, or
     of its test's directory with `per_test`) and, with `older_than`, started more than that

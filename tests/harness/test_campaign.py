@@ -416,7 +416,7 @@ def test_a_worker_lost_mid_run_is_retried_never_dropped(tmp_path, dask_cluster):
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 for pid in worker_pids:
-                    if any("campaign_cell" in " ".join(c.cmdline())
+                    if any("harness.campaigns.cell" in " ".join(c.cmdline())
                            for c in psutil.Process(pid).children()):
                         os.kill(pid, signal.SIGKILL)
                         return pid

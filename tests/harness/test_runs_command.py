@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli.main import main as cli
+from harness.cli import exits
+from harness.cli import main as cli
 from harness.cli import run as run_command
 from harness.rundirs import store
 from harness.rundirs.catalog import list_runs, summarize
@@ -177,9 +178,9 @@ def test_a_real_run_is_listed_as_the_harness_wrote_it(tmp_path, capsys):
     assert row["verdict"] == {True: "valid", False: "INVALID"}.get(results["valid"],
                                                                    "unknown")
     if row["verdict"] == "valid":
-        assert code == (cli.VALID if row["recovered"] else cli.LIVENESS)
+        assert code == (exits.VALID if row["recovered"] else exits.LIVENESS)
     else:
-        assert code in (cli.INVALID, cli.UNKNOWN)
+        assert code in (exits.INVALID, exits.UNKNOWN)
     assert row["seed"] == 7 and row["test"] == spec.name
     assert (row["system"], row["workload"]) == ("refnode", spec.workload)
     assert row["recovered"] == results["liveness"]["recovered"]
@@ -320,7 +321,7 @@ def test_bad_input_is_one_line_and_exit_3(runs_dir, tmp_path, capsys, args, frag
              "empty": tmp_path / "empty", "root": runs_dir,
              "run": runs_dir / "refnode-set" / os.listdir(runs_dir / "refnode-set")[0]}
     code, _, err = faultline(capsys, "runs", *[a.format(**names) for a in args])
-    assert code == cli.BAD_INPUT
+    assert code == exits.BAD_INPUT
     assert len(err.strip().splitlines()) == 1 and fragment in err, err
     assert "Traceback" not in err
 
@@ -427,7 +428,7 @@ def test_resolve_stays_inside(runs_dir, tmp_path):
 
 def test_serve_refuses_a_public_address_without_public(runs_dir, capsys):
     code, _, err = faultline(capsys, "serve", str(runs_dir), "--host", "0.0.0.0")
-    assert code == cli.BAD_INPUT and "--public" in err and len(err.strip().splitlines()) == 1
+    assert code == exits.BAD_INPUT and "--public" in err and len(err.strip().splitlines()) == 1
 
 
 def test_serve_on_a_busy_port_is_one_line_and_exit_5(runs_dir, capsys):
@@ -436,7 +437,7 @@ def test_serve_on_a_busy_port_is_one_line_and_exit_5(runs_dir, capsys):
         busy.listen()
         port = busy.getsockname()[1]
         code, _, err = faultline(capsys, "serve", str(runs_dir), "--port", str(port))
-    assert code == cli.COULD_NOT_RUN and "in use" in err
+    assert code == exits.COULD_NOT_RUN and "in use" in err
     assert len(err.strip().splitlines()) == 1
 
 
@@ -453,5 +454,5 @@ def test_serve_stops_cleanly_on_ctrl_c(runs_dir):
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert process.returncode == cli.INTERRUPTED
+    assert process.returncode == exits.INTERRUPTED
     assert "Traceback" not in err and err.count("\n") == 1
