@@ -19,9 +19,10 @@ run's observations of node roles, somewhere to report progress) arrives as a `Ch
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 from checkers.history import OK, READ_FS, Op, client_events
+from checkers.linearizability import KeyProgress
 from checkers.models import ADDS, WRITES
 from checkers.result import Result
 from pluginkit.options import Option, resolve
@@ -90,10 +91,6 @@ class Applies:
             (traits.versioned or not self.needs_versions)
 
 
-# progress(ops_done, ops_total, keys_done, keys_total), as a long check decides keys.
-Progress = Callable[[int, int, int, int], None]
-
-
 @dataclass
 class CheckContext:
     """What every checker receives besides the history and its own options: where the history
@@ -102,7 +99,7 @@ class CheckContext:
 
     source: str | None = None
     observations: list[dict[str, Any]] | None = None
-    progress: Progress | None = None
+    progress: KeyProgress | None = None
 
 
 class Checker:
