@@ -24,13 +24,14 @@ from rich.table import Table
 from checkers.list_append import MODELS as LIST_APPEND_MODELS
 from harness import systems, workloads
 from harness.cli import exits
+from harness.faults import names as fault_names
 from harness.faults import schedule as nemesis_module
 from harness.cli import terminal
 from harness.rundirs import store
 from harness.networks import NAMES as NETWORK_NAMES
 from pluginkit.options import OptionError, format_value, parse_assignments
 from harness.run.runner import RunProgress, RunResult, plan_schedule, run_test
-from harness.run.spec import (DEFAULT_NODES, DEFAULT_SYSTEM, NEMESES, SpecError, TestSpec, build,
+from harness.run.spec import (DEFAULT_NODES, DEFAULT_SYSTEM, SpecError, TestSpec, build,
                               from_toml, parse_mix, parse_nemesis)
 
 DEFAULTS = TestSpec()
@@ -42,8 +43,7 @@ OPTIONS = [
     ("--nodes", "nodes", int, f"cluster size (default: {DEFAULT_NODES}, or the nearest the "
      f"system takes: 2 for postgres)"),
     ("--workload", "workload", str, "workload"),
-    ("--nemesis", "nemesis", str,
-     f"faults, comma-separated, from {', '.join(NEMESES)}; or none"),
+    ("--nemesis", "nemesis", str, "faults, comma-separated"),
     ("--nemesis-interval", "nemesis_interval", float, "seconds between fault starts"),
     ("--time-limit", "time_limit", float, "seconds of client operations"),
     ("--concurrency", "concurrency", int, "concurrent logical clients"),
@@ -90,6 +90,9 @@ def register(sub, argv: list[str] | None = None) -> None:
         if name == "workload":
             # Listed when the parser is built: installed workloads count too.
             text = f"{text}: {'|'.join(workloads.names())}"
+        if name == "nemesis":
+            # Likewise installed fault kinds.
+            text = f"{text}, from {', '.join(fault_names())}; or none"
         p.add_argument(flag, dest=name, type=kind, default=None, help=f"{text}{shown}")
     p.add_argument("--consistency-model", dest="consistency_models", action="append",
                    default=None, metavar="MODEL",

@@ -1,5 +1,6 @@
 """`faultline systems`: the system adapters known here, whether each can run on this machine,
-and what each takes (options, workloads, networks, faults)."""
+and what each takes (options, workloads, networks, faults); and the fault kinds known here,
+with where each comes from."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import argparse
 import json
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from harness import faults, networks, systems
@@ -23,7 +25,9 @@ def register(sub) -> None:
         description="List the system adapters (built in, and installed through the "
                     "faultline.systems entry point): whether each can run here, with the "
                     "command that installs what is missing, and its options, workloads, "
-                    "networks and faults. With a NAME, that system's options in full.")
+                    "networks and faults; then the fault kinds (built in, and installed "
+                    "through the faultline.faults entry point). With a NAME, that system's "
+                    "options in full.")
     p.add_argument("name", nargs="?", help="one system, in detail")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(handler=list_systems)
@@ -57,8 +61,26 @@ def fault_kinds(adapter: type[Adapter], network: str) -> dict[str, str | None]:
     if adapter.MAX_NODES is not None:
         nodes = min(nodes, adapter.MAX_NODES)
     setting = faults.Setting(nodes, capabilities_of(adapter), network, backend.features(),
-                             {}, backend.missing, capability_gaps(adapter))
-    return {kind: cls.refusal(setting) for kind, cls in faults.KINDS.items()}
+                             {}, backend.missing, capability_gaps(adapter),
+                             system=adapter.name)
+    refusals: dict[str, str | None] = {}
+    for kind, entry in faults.entries().items():
+        try:
+            refusals[kind] = faults.load(entry).refusal(setting)
+        except faults.BrokenFault as exc:      # a plug-in that cannot load runs nowhere
+            refusals[kind] = str(exc)
+    return refusals
+
+
+def describe_fault(entry: faults.PluginEntry) -> dict[str, Any]:
+    """What `faultline systems` says of one fault kind, as JSON data: where it comes from,
+    what it does, its options; or why it cannot be loaded."""
+    try:
+        cls = faults.load(entry)
+    except faults.BrokenFault as exc:
+        return {"name": entry.name, "origin": entry.origin, "broken": str(exc)}
+    return {"name": entry.name, "origin": entry.origin, "summary": cls.SUMMARY,
+            "options": [o.name for o in cls.OPTIONS]}
 
 
 def list_systems(args: argparse.Namespace) -> int:
@@ -81,6 +103,8 @@ def list_systems(args: argparse.Namespace) -> int:
     terminal.out.print(table)
     if args.name is not None and "options" in rows[0]:
         _print_options(rows[0])
+    if args.name is None:
+        _print_fault_kinds([describe_fault(entry) for entry in faults.entries().values()])
     return exits.VALID
 
 
@@ -98,6 +122,22 @@ def _faults(row: dict[str, Any]) -> str:
         offered = [kind for kind, refusal in kinds.items() if refusal is None]
         parts.append(f"{network}: {', '.join(offered) or 'none'}")
     return "; ".join(parts)
+
+
+def _print_fault_kinds(rows: list[dict[str, Any]]) -> None:
+    table = Table(title="fault kinds (--nemesis)", title_justify="left")
+    for column in ("fault", "from"):
+        table.add_column(column, no_wrap=True)      # a name and its origin read whole
+    for column in ("what it does", "options"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        if "broken" in row:
+            table.add_row(row["name"], row["origin"], f"[bold red]cannot load[/]: "
+                          f"{escape(row['broken'])}", "")
+        else:
+            table.add_row(row["name"], row["origin"], row["summary"],
+                          ", ".join(row["options"]))
+    terminal.out.print(table)
 
 
 def _print_options(row: dict[str, Any]) -> None:

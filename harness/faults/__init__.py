@@ -1,28 +1,97 @@
-"""Fault kinds, one module each, found by name.
+"""Fault kinds, one module each, and the registry that finds a fault kind by name, as
+`harness.systems` finds adapters.
 
-Adding a fault kind: write a `harness.faults.base.Fault` subclass in a module of its own and
-add it to `KINDS` below.
+`base` says what a fault kind is (`Fault`, `NodeFault`) and what it is given (`Setting`,
+`FaultContext`); `schedule` plans and applies faults, `combinations` pairs them, `steps`
+writes a schedule's steps. Fault kinds come from two places: the modules in this package
+(`BUILTIN`), and any installed distribution that declares an entry point in the group
+`faultline.faults`:
+
+    [project.entry-points."faultline.faults"]
+    torn-write = "tinykv_fault:TornWriteFault"
+
+so that a user's fault, in the user's own package, runs without editing faultline
+(docs/faults.md). The entry point names a `Fault` subclass; its `name` must equal the entry
+point's name. Adding a fault kind to faultline itself is one module here and one line of
+`BUILTIN`.
+
+Nothing here keeps the names it has seen: each question asks the installed distributions
+again, so that a plug-in installed after faultline was imported is found.
 
 May import: pluginkit, harness.networks, harness.processes, harness.systems.
 """
 
 from __future__ import annotations
 
+from pluginkit import lookup as plugins
+from pluginkit.lookup import PluginEntry
 from harness.faults.base import Fault, FaultContext, Setting
-from harness.faults.bitflip import BitflipFault
-from harness.faults.clock import ClockFault
-from harness.faults.election_crash import ElectionCrashFault
-from harness.faults.failover import FailoverFault
-from harness.faults.kill import KillFault
-from harness.faults.latency import LatencyFault
-from harness.faults.partition import PartitionFault
-from harness.faults.pause import PauseFault
-from harness.faults.power_loss import PowerLossFault
-from harness.faults.truncate import TruncateFault
 
-KINDS: dict[str, type[Fault]] = {cls.name: cls for cls in (
-    PartitionFault, KillFault, PauseFault, ClockFault, PowerLossFault, LatencyFault,
-    ElectionCrashFault, BitflipFault, TruncateFault, FailoverFault)}
-NAMES = tuple(KINDS)
+__all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "BrokenFault", "Fault", "FaultContext",
+           "PluginEntry", "Setting", "UnknownFault", "classes", "entries", "find", "load",
+           "names"]
 
-__all__ = ["Fault", "FaultContext", "KINDS", "NAMES", "Setting"]
+ENTRY_POINT_GROUP = "faultline.faults"
+# Built-in fault kinds: name -> "module:class", imported only when asked for. The order is
+# the one every list of fault kinds shows (`faultline run --help`, `faultline systems`).
+BUILTIN = {"partition": "harness.faults.partition:PartitionFault",
+           "kill": "harness.faults.kill:KillFault",
+           "pause": "harness.faults.pause:PauseFault",
+           "clock": "harness.faults.clock:ClockFault",
+           "power-loss": "harness.faults.power_loss:PowerLossFault",
+           "latency": "harness.faults.latency:LatencyFault",
+           "election-crash": "harness.faults.election_crash:ElectionCrashFault",
+           "bitflip": "harness.faults.bitflip:BitflipFault",
+           "truncate": "harness.faults.truncate:TruncateFault",
+           "failover": "harness.faults.failover:FailoverFault"}
+
+
+class UnknownFault(LookupError):
+    """No fault kind has that name; the message lists the names there are."""
+
+
+class BrokenFault(RuntimeError):
+    """A fault kind exists under that name but cannot be loaded; the message says why."""
+
+
+def entries() -> dict[str, PluginEntry]:
+    """Every fault kind known here, the built-in ones first (in `BUILTIN`'s order), then the
+    plug-ins by name; an entry point never replaces a built-in kind of the same name."""
+    found = plugins.entries(BUILTIN, ENTRY_POINT_GROUP)
+    plugged = sorted(name for name in found if name not in BUILTIN)
+    return {name: found[name] for name in [*BUILTIN, *plugged]}
+
+
+def names() -> list[str]:
+    """The fault kind names, in the order of `entries`."""
+    return list(entries())
+
+
+def find(name: str) -> type[Fault]:
+    """The fault kind called `name`: UnknownFault when there is none, BrokenFault when it
+    cannot be imported or is not a fault kind."""
+    if isinstance(name, str) and name in BUILTIN:
+        # No entry point may replace a built-in kind: no need to ask the distributions.
+        return load(PluginEntry(name, BUILTIN[name], "builtin"))
+    known = entries()
+    if not isinstance(name, str) or name not in known:
+        raise UnknownFault(f"unknown fault kind {name!r}; fault kinds: {', '.join(known)}")
+    return load(known[name])
+
+
+def load(entry: PluginEntry) -> type[Fault]:
+    """Import the fault kind an entry names and check that it is one."""
+    return plugins.load(entry, Fault, "fault kind", "fault", BrokenFault)
+
+
+def classes() -> dict[str, type[Fault]]:
+    """Every fault kind that loads, by name, in the order of `entries`. A broken plug-in is
+    left out: it must not cost the kinds that work their options or their help; naming it
+    (`find`) says what is wrong with it."""
+    found = {}
+    for name, entry in entries().items():
+        try:
+            found[name] = load(entry)
+        except BrokenFault:
+            continue
+    return found

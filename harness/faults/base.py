@@ -12,10 +12,15 @@ and does three things:
   occurrence (which nodes, which shape, which clock rate), saved in the fault schedule;
 - `start`: apply one occurrence to the cluster; returns what was done (targets that depend on
   the cluster's state, such as the leader, resolved now);
-- `stop`: undo that occurrence, and nothing else.
+- `stop`: undo that occurrence, and nothing else;
+
+and, at the end of a run, `heal`: undo whatever a failed stop left in place.
 
 One instance per kind serves a whole run; occurrences of one kind never overlap (the schedule
 gives each kind one lane), so an instance may keep what it needs to undo its last start.
+
+The kinds faultline ships and those plug-ins add are found by name in the registry
+(`harness.faults`); this module knows none of them.
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ TARGETS_OPTION = Option("targets", "str-list", None, "which nodes a fault of nod
 @dataclass(frozen=True)
 class Setting:
     """What a run offers its faults: the nodes, the system's capabilities, the network's
-    name and features, and the nemesis options given (checked, by name)."""
+    name and features, the nemesis options given (checked, by name), and the system's
+    declared timings and name."""
 
     nodes: int
     capabilities: frozenset[str]
@@ -52,6 +58,8 @@ class Setting:
     clock_drift: float | None = None
     # Seconds the system takes to act on a failed leader (`failure_detection`), or None.
     failure_detection: float | None = None
+    # The system's name (None: any system), for a fault kind that acts on one system only.
+    system: str | None = None
 
     def lacks(self, feature: str) -> str:
         """Why the network does not offer `feature`."""
@@ -197,11 +205,6 @@ def targets_refusal(name: str, setting: Setting) -> str | None:
     return None
 
 
-def stop_details(value: dict[str, Any]) -> dict[str, Any]:
-    """What a stop step repeats of its start: the target and its nodes."""
-    return {k: v for k, v in value.items() if k in ("target", "nodes")}
-
-
 # A fault meant to outlast the system's failure detection is held this many times it: long
 # enough for the failure to be acted on (an election, a failover) while the fault still holds.
 OUTLAST_DETECTION = (1.5, 3.0)
@@ -213,18 +216,6 @@ def held_past_detection(setting: Setting, rng: random.Random) -> float:
     if not setting.failure_detection:
         return 0.0
     return setting.failure_detection * rng.uniform(*OUTLAST_DETECTION)
-
-
-def occurrence(kind: str, value: dict[str, Any], start: float, stop: float,
-               **tags: Any) -> list[dict[str, Any]]:
-    """The two schedule steps of one occurrence of fault `kind` planned as `value`: its start
-    at `start` and its stop at `stop` seconds, each carrying `tags` (a combination's name)."""
-    from harness.faults import KINDS        # the registry imports this module
-
-    cls = KINDS[kind]
-    return [{"at": round(start, 3), "fault": kind, "f": cls.START, "value": value, **tags},
-            {"at": round(stop, 3), "fault": kind, "f": cls.STOP,
-             "value": {"of": cls.START, **stop_details(value)}, **tags}]
 
 
 class NodeFault(Fault):

@@ -21,9 +21,10 @@ import random
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from harness.faults import KINDS, Setting
-from harness.faults.base import held_past_detection, occurrence
+from harness import faults
+from harness.faults.base import Setting, held_past_detection
 from harness.faults.partition import DEFAULT_SLOW_LINK_MS
+from harness.faults.steps import occurrence
 from harness.networks.base import LATENCY
 
 # The share of the first kind's cycles that become a combination when one applies; with
@@ -74,7 +75,7 @@ class Combination:
         for kind, aim, start, stop, kind_options in (
                 (self.first, self.first_aim, at, at + duration, first_options),
                 (self.then, self.then_aim, then_at, then_end, options)):
-            value = KINDS[kind].plan(nodes, rng, kind_options, setting, aim=aim)
+            value = faults.find(kind).plan(nodes, rng, kind_options, setting, aim=aim)
             steps += occurrence(kind, value, start, stop, combination=self.name)
         spans = [(self.first, at, at + duration), (self.then, then_at, then_end)]
         return steps, spans
@@ -85,7 +86,7 @@ def opened(name: str | None, kind: str, f: str) -> Combination | None:
     a schedule's combinations are counted: once each), else None."""
     combination = BY_NAME.get(name or "")
     if combination is not None and kind == combination.first and \
-            f == KINDS[kind].START:
+            f == faults.find(kind).START:
         return combination
     return None
 

@@ -1,7 +1,8 @@
 """Faults on a schedule: generated from the seed as data, applied to a cluster, recorded.
 
-`plan` is pure: from the enabled fault kinds (`harness.faults`), the nodes, the time limit and
-the seed it makes a list of steps (when, which kind, which action, on which nodes or links).
+`plan` is pure: from the enabled fault kinds (found by name in `harness.faults`, plug-ins
+included), the nodes, the time limit and the seed it makes a list of steps (when, which kind,
+which action, on which nodes or links).
 The schedule is saved in test.json, so a replay applies the same faults at the same moments.
 Targets that depend on the cluster's state ("the leader") are resolved when the step is
 applied, and the resolved target is recorded.
@@ -20,9 +21,10 @@ import threading
 import time
 from typing import Any, Callable, Iterable
 
+from harness import faults as registry
 from harness.faults import combinations
-from harness.faults import KINDS, FaultContext, Setting
-from harness.faults.base import held_past_detection, occurrence, stop_details
+from harness.faults.base import FaultContext, Setting, held_past_detection
+from harness.faults.steps import occurrence, stop_details
 from pluginkit.options import Option, OptionError, parse_assignments
 
 OVERLAP = Option("overlap", "float", None, "faults of different kinds at once: each kind "
@@ -33,11 +35,14 @@ HEAL = "heal"                # the final sweep's action in the history
 
 
 def declared_options(kinds: Iterable[str] | None = None) -> dict[str, Option]:
-    """The nemesis options of the given fault kinds (all kinds when None), and the
-    scheduler's own, by name."""
+    """The nemesis options of the given fault kinds (when None, of every kind that loads,
+    plug-ins included), and the scheduler's own, by name. UnknownFault or BrokenFault
+    (`harness.faults.find`) for a kind given that is not one."""
     declared = {OVERLAP.name: OVERLAP}
-    for kind in (KINDS if kinds is None else kinds):
-        for option in KINDS[kind].OPTIONS:
+    classes = registry.classes() if kinds is None else \
+        {kind: registry.find(kind) for kind in kinds}
+    for cls in classes.values():
+        for option in cls.OPTIONS:
             declared[option.name] = option
     return declared
 
@@ -56,7 +61,8 @@ def resolve_options(kinds: Iterable[str], given: dict[str, Any],
             raise OptionError(f"unknown {flag} {name!r}; options: "
                               f"{', '.join(sorted(everyone))}")
         if name not in mine:
-            owners = [k for k in KINDS if any(o.name == name for o in KINDS[k].OPTIONS)]
+            owners = [kind for kind, cls in registry.classes().items()
+                      if any(o.name == name for o in cls.OPTIONS)]
             raise OptionError(f"{flag} {name} is for the {' and '.join(owners)} fault, which "
                               f"the test's faults ({', '.join(kinds) or 'none'}) do not include")
         if name == OVERLAP.name and isinstance(value, bool):
@@ -124,12 +130,14 @@ def plan(faults: tuple[str, ...], nodes: list[str], time_limit: float, interval:
 
     Each step is {"at": seconds, "fault": kind, "f": action, "value": details}, and
     "combination": its name for the steps of one; each kind plans its own details
-    (`Fault.plan`) from `options`, within what `setting` offers."""
+    (`Fault.plan`) from `options`, within what `setting` offers. UnknownFault or BrokenFault
+    (`harness.faults.find`) for a kind in `faults` that is not one."""
     options = options or {}
     setting = setting or full_setting(len(nodes))
     rng = random.Random(f"{seed}/nemesis")
     if not faults:
         return []
+    classes = {kind: registry.find(kind) for kind in faults}
     stagger = options.get("overlap")
     if stagger is None and len(faults) > 1:
         stagger = DEFAULT_OVERLAP
@@ -160,7 +168,7 @@ def plan(faults: tuple[str, ...], nodes: list[str], time_limit: float, interval:
                     episodes.append((True, steps, spans))
                     at += max(gap, (end - at) / FAULT_SHARE_RANGE[1])
                     continue
-            value = KINDS[kind].plan(nodes, rng, options, setting)
+            value = classes[kind].plan(nodes, rng, options, setting)
             episodes.append((False, occurrence(kind, value, at, at + duration),
                              [(kind, at, at + duration)]))
             at += gap
@@ -201,7 +209,7 @@ def describe_plan(schedule: list[dict[str, Any]]) -> list[str]:
     for step in schedule:
         kind = kind_of(step)
         entry = kinds.setdefault(kind, {"aims": {}, "held": []})
-        if step["f"] == KINDS[kind].START:
+        if step["f"] == registry.find(kind).START:
             value = step.get("value", {})
             aim = value.get("shape") or value.get("target") or "-"
             if value.get("slow_link_ms"):
@@ -231,12 +239,12 @@ def describe_plan(schedule: list[dict[str, Any]]) -> list[str]:
 
 def kind_of(step: dict[str, Any]) -> str:
     """The fault kind of a step (schedules stored before steps named their kind are read by
-    their actions: a start's `f`, a stop's `of`)."""
+    their actions: a start's `f`, a stop's `of`; those were all built-in kinds)."""
     if "fault" in step:
         return step["fault"]
     action = step.get("value", {}).get("of", step["f"])
-    for kind, cls in KINDS.items():
-        if cls.START == action:
+    for kind in registry.BUILTIN:
+        if registry.find(kind).START == action:
             return kind
     raise ValueError(f"unknown nemesis action {step['f']!r}")
 
@@ -258,10 +266,10 @@ class Nemesis:
         self.ctx = FaultContext(cluster, observer, random.Random(f"{seed}/nemesis-targets"),
                                 self._stop)
         kinds = list(dict.fromkeys([*requested, *(kind_of(s) for s in schedule)]))
-        self.faults = {kind: KINDS[kind]() for kind in kinds}
+        self.faults = {kind: registry.find(kind)() for kind in kinds}
         self.active: dict[str, dict[str, Any]] = {}     # kind -> what its start did
         self._tally = {kind: {"planned": sum(1 for s in schedule if kind_of(s) == kind and
-                                             s["f"] == KINDS[kind].START),
+                                             s["f"] == self.faults[kind].START),
                               "applied": 0, "skipped": [], "errors": [], "aims": {},
                               "nodes": {}, "combined": {}} for kind in kinds}
 

@@ -30,7 +30,6 @@ from harness.systems.base import Adapter, capabilities_of, capability_gaps
 from harness.workloads.base import Workload
 from harness.workloads.register import DEFAULT_CAS_SHARE
 
-NEMESES = faults.NAMES
 DEFAULT_SYSTEM = "refnode"
 DEFAULT_NODES = 3
 
@@ -100,7 +99,7 @@ class TestSpec:
         first problem. Fills in the default name, network and node count. Returns self."""
         workload = self.workload_class()
         for fault in self.nemesis:
-            _one_of("nemesis", fault, NEMESES)
+            fault_class(fault)
         if self.nodes is not None:
             _at_least("nodes", self.nodes, 1)
         _at_least("concurrency", self.concurrency, 1)
@@ -199,7 +198,8 @@ class TestSpec:
         return faults.Setting(self.nodes, capabilities_of(self.adapter()), self.network,
                               backend.features(), dict(self.nemesis_options),
                               backend.missing, capability_gaps(self.adapter()),
-                              system.clock_drift_bound(), system.failure_detection())
+                              system.clock_drift_bound(), system.failure_detection(),
+                              system=self.system)
 
     def _check_network(self, adapter: type[Adapter]) -> None:
         if self.network is None:
@@ -224,7 +224,7 @@ class TestSpec:
             raise SpecError(str(exc)) from None
         setting = self.setting()
         for kind in dict.fromkeys([*self.nemesis, *self._scheduled_kinds()]):
-            refusal = faults.KINDS[kind].refusal(setting)
+            refusal = fault_class(kind).refusal(setting)
             if refusal:
                 raise SpecError(f"--nemesis {kind}: {refusal} ({self.system} on the "
                                 f"{self.network} network)")
@@ -237,10 +237,11 @@ class TestSpec:
         if not isinstance(self.schedule, list):
             raise SpecError(f"schedule must be a list of steps, got {self.schedule!r}")
         kinds = []
+        known = faults.names()
         for number, step in enumerate(self.schedule):
             try:
                 kind = nemesis_module.kind_of(step)
-                if kind not in NEMESES or not isinstance(step["value"], dict):
+                if kind not in known or not isinstance(step["value"], dict):
                     raise ValueError(f"unknown fault kind {kind!r}")
                 float(step["at"])
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -276,6 +277,8 @@ class TestSpec:
         values = dict(data)
         kinds = parse_nemesis(values.get("nemesis", cls.nemesis))
         if isinstance(values.get("nemesis_options"), dict):
+            for kind in kinds:
+                fault_class(kind)
             mine = nemesis_module.declared_options(kinds)
             values["nemesis_options"] = {k: v for k, v in values["nemesis_options"].items()
                                          if k in mine}
@@ -326,11 +329,24 @@ def parse_nemesis(value: Any) -> tuple[str, ...]:
         raise SpecError(f"--nemesis must be a comma-separated list, got {value!r}")
     if parts == ["none"] or not parts:
         return ()
+    known = tuple(faults.names())
     for part in parts:
-        _one_of("nemesis", part, NEMESES + ("none",))
+        _one_of("nemesis", part, known + ("none",))
     if "none" in parts:
         raise SpecError("--nemesis: 'none' cannot be combined with other faults")
     return tuple(parts)
+
+
+def fault_class(kind: Any) -> type[faults.Fault]:
+    """The fault kind called `kind` (a plug-in's included); SpecError in one line when there
+    is none, or it cannot be loaded."""
+    try:
+        return faults.find(kind)
+    except faults.UnknownFault:
+        raise SpecError(f"--nemesis must be one of {', '.join(faults.names())}, got "
+                        f"{kind!r}") from None
+    except faults.BrokenFault as exc:
+        raise SpecError(f"--nemesis: {exc}") from None
 
 
 def _system_table(data: dict[str, Any], where: str) -> dict[str, Any]:

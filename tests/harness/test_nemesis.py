@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from harness import faults
 from harness.faults import schedule as nemesis
 from harness.faults import partition_shapes as partitions
 from harness.run.cluster import ClusterError
@@ -211,7 +212,7 @@ NODES = ["n1", "n2", "n3"]
 
 
 def _starts(schedule, kind=None):
-    return [s for s in schedule if s["f"] == nemesis.KINDS[s["fault"]].START and
+    return [s for s in schedule if s["f"] == faults.find(s["fault"]).START and
             (kind is None or s["fault"] == kind)]
 
 
@@ -219,7 +220,7 @@ def _spans(schedule):
     """(kind, start, end) of each fault, pairing each start with its kind's next stop."""
     spans, open_at = [], {}
     for step in schedule:
-        cls = nemesis.KINDS[step["fault"]]
+        cls = faults.find(step["fault"])
         if step["f"] == cls.START:
             open_at[step["fault"]] = step["at"]
         else:
@@ -335,7 +336,7 @@ def _occurrences(schedule, name):
     assert len(steps) % 4 == 0
     first = nemesis.combinations.BY_NAME[name].first
     starts = [i for i, s in enumerate(steps)
-              if s["fault"] == first and s["f"] == nemesis.KINDS[first].START]
+              if s["fault"] == first and s["f"] == faults.find(first).START]
     return [steps[i:j] for i, j in zip(starts, starts[1:] + [len(steps)])]
 
 
@@ -451,8 +452,8 @@ def test_disk_faults_damage_a_down_nodes_files_the_same_way_each_replay(tmp_path
 
 
 def test_disk_faults_need_a_system_that_names_its_data_files():
-    from harness.faults import KINDS, Setting
+    from harness.faults import Setting, find
 
     blind = Setting(3, frozenset({"leader-probe"}), "proxy", frozenset({"partition"}))
     for kind in ("bitflip", "truncate"):
-        assert "data files" in KINDS[kind].refusal(blind)
+        assert "data files" in find(kind).refusal(blind)

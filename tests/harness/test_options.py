@@ -81,10 +81,10 @@ def test_nemesis_options_belong_to_the_faults_of_the_test():
     with pytest.raises(OptionError, match="targets must be one of"):
         nemesis.resolve_options(["kill"], {"targets": ["everyone"]})
     # Every kind's options are declared once, whoever shares them.
-    names = [o.name for kind in faults.KINDS.values() for o in kind.OPTIONS]
+    names = [o.name for kind in faults.classes().values() for o in kind.OPTIONS]
     shared = {name for name in names if names.count(name) > 1}
     for name in shared:
-        declarations = {o for kind in faults.KINDS.values() for o in kind.OPTIONS
+        declarations = {o for kind in faults.classes().values() for o in kind.OPTIONS
                         if o.name == name}
         assert len(declarations) == 1, name
 
@@ -109,22 +109,22 @@ def _setting(capabilities=(), features=(PARTITION,), nodes=3, **options):
     ("latency", _setting(features=(LATENCY,), latency_from=["leader"]), "leader probe"),
 ])
 def test_a_fault_refuses_what_the_run_cannot_offer(kind, setting, fragment):
-    refusal = faults.KINDS[kind].refusal(setting)
+    refusal = faults.find(kind).refusal(setting)
     assert refusal is not None and fragment in refusal
 
 
 def test_every_fault_runs_where_everything_is_offered():
     setting = _setting(capabilities=CAPABILITIES, features=(PARTITION, REFUSE, LATENCY))
-    assert {kind: cls.refusal(setting) for kind, cls in faults.KINDS.items()} == {
-        kind: None for kind in faults.KINDS}
+    assert {kind: cls.refusal(setting) for kind, cls in faults.classes().items()} == {
+        kind: None for kind in faults.classes()}
 
 
 def test_defaults_leave_out_the_leader_where_nobody_can_find_it():
     setting = _setting()
     rng = random.Random(1)
     nodes = ["n1", "n2", "n3"]
-    targets = {faults.KINDS["kill"].plan(nodes, rng, {}, setting)["target"] for _ in range(200)}
-    shapes = {faults.KINDS["partition"].plan(nodes, rng, {}, setting)["shape"]
+    targets = {faults.find("kill").plan(nodes, rng, {}, setting)["target"] for _ in range(200)}
+    shapes = {faults.find("partition").plan(nodes, rng, {}, setting)["shape"]
               for _ in range(200)}
     assert targets == {"one", "minority", "majority", "all"}     # kill's own, but the leader
     assert "isolate-leader" not in shapes and len(shapes) == 5

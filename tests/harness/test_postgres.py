@@ -27,7 +27,7 @@ import pytest
 
 from checkers.history import pair
 from checkers.jsonl import read_jsonl
-from harness.faults.base import occurrence
+from harness.faults.steps import occurrence
 from harness.run.runner import run_test
 from harness.systems import postgres_setup
 from harness.systems.postgres import INSTALL, PostgresSystem
