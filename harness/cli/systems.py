@@ -12,10 +12,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness import faults, networks, systems
-from harness.cli import exits
-from harness.cli import terminal
-from pluginkit.options import format_value
+from harness.cli import exits, terminal
 from harness.systems.base import Adapter, capabilities_of, capability_gaps
+from pluginkit.lookup import PluginEntry
+from pluginkit.options import format_value
 
 
 def register(sub) -> None:
@@ -33,7 +33,7 @@ def register(sub) -> None:
     p.set_defaults(handler=list_systems)
 
 
-def describe(entry: systems.Entry) -> dict[str, Any]:
+def describe(entry: PluginEntry) -> dict[str, Any]:
     """What `faultline systems` says of one adapter, as JSON data."""
     try:
         adapter = systems.load(entry)

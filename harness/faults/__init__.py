@@ -80,8 +80,20 @@ def find(name: str) -> type[Fault]:
 
 
 def load(entry: PluginEntry) -> type[Fault]:
-    """Import the fault kind an entry names and check that it is one."""
-    return plugins.load(entry, Fault, "fault kind", "fault", BrokenFault)
+    """Import the fault kind an entry names and check that it is one. A plug-in may share an
+    option's name with a built-in kind only with the same declaration: nemesis options are
+    one namespace (`--nemesis-opt targets=...` reaches every kind that declares `targets`),
+    and a second meaning would silently replace the first."""
+    cls = plugins.load(entry, Fault, "fault kind", "fault", BrokenFault)
+    if entry.origin != "builtin":
+        for option in cls.OPTIONS:
+            for name, target in BUILTIN.items():
+                theirs = {o.name: o for o in load(PluginEntry(name, target, "builtin")).OPTIONS}
+                if theirs.get(option.name, option) != option:
+                    raise BrokenFault(f"fault kind {entry.name} ({entry.origin}): its option "
+                                      f"{option.name!r} is declared otherwise by the built-in "
+                                      f"kind {name}; choose another name")
+    return cls
 
 
 def classes() -> dict[str, type[Fault]]:

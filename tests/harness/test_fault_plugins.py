@@ -56,6 +56,13 @@ class Misnamed(Nothing):
 
 class NotAFault:
     name = "not-a-fault"
+
+
+class Retargeted(Nothing):
+    # `targets` means which nodes to the built-in kinds (kill, pause, ...): another meaning
+    # under the same name would change what --nemesis-opt targets=... does to them.
+    name = "retargeted"
+    OPTIONS = (Option("targets", "int", 1, "how many times"),)
 '''
 
 
@@ -75,6 +82,7 @@ def site(tmp_path_factory):
         "nothing = faultline_test_faults:Nothing\n"
         "misnamed = faultline_test_faults:Misnamed\n"
         "not-a-fault = faultline_test_faults:NotAFault\n"
+        "retargeted = faultline_test_faults:Retargeted\n"
         "broken = no_such_module:Fault\n"
         "kill = faultline_test_faults:Nothing\n")
     (site / "faultline_test_faults.py").write_text(TEST_FAULTS)
@@ -108,7 +116,7 @@ def test_the_installed_kinds_follow_the_builtin_ones(installed):
     names = faults.names()
     assert names[:len(faults.BUILTIN)] == list(faults.BUILTIN)
     assert names[len(faults.BUILTIN):] == sorted(["torn-write", "nothing", "misnamed",
-                                                   "not-a-fault", "broken"])
+                                                   "not-a-fault", "broken", "retargeted"])
     assert faults.entries()["torn-write"].origin == f"entry point of {DIST}"
     assert faults.find("torn-write").name == "torn-write"
     # The kinds that load, for options and help; the broken ones are left out.
@@ -130,6 +138,8 @@ def test_an_unknown_fault_kind_is_a_one_line_error_listing_the_kinds(installed):
                     "harness.faults.base.Fault"),
     ("misnamed", "fault kind misnamed (entry point of faultline-example-tinykv): the fault "
                  "calls itself 'something-else'"),
+    ("retargeted", "fault kind retargeted (entry point of faultline-example-tinykv): its "
+                   "option 'targets' is declared otherwise by the built-in kind kill"),
 ])
 def test_a_kind_that_cannot_load_is_a_one_line_error(installed, name, fragment):
     with pytest.raises(faults.BrokenFault) as error:
