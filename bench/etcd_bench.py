@@ -30,15 +30,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from checkers.history import pair  # noqa: E402
-from checkers.formats import load_history  # noqa: E402
-from harness import partitions  # noqa: E402
-from harness.run.cluster import Cluster  # noqa: E402
-from harness.networks.netns import may_make_namespaces  # noqa: E402
-from harness.run.runner import run_test  # noqa: E402
-from harness.systems.etcd import EtcdSystem  # noqa: E402
-from harness.run.spec import TestSpec  # noqa: E402
 from loadgen import run_threads  # noqa: E402
+
+from checkers.formats import load_history  # noqa: E402
+from checkers.history import pair  # noqa: E402
+from harness.faults import partition_shapes as partitions  # noqa: E402
+from harness.networks.netns import may_make_namespaces  # noqa: E402
+from harness.run.cluster import Cluster  # noqa: E402
+from harness.run.runner import run_test  # noqa: E402
+from harness.run.spec import TestSpec  # noqa: E402
+from harness.systems.etcd import EtcdSystem  # noqa: E402
 
 DEADLINE = 20.0
 

@@ -22,14 +22,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness import partitions  # noqa: E402
-from harness.run.cluster import Cluster  # noqa: E402
-from harness.networks.netns import may_make_namespaces  # noqa: E402
-from harness.run.runner import run_test  # noqa: E402
-from harness.systems.refnode import RefnodeSystem  # noqa: E402
-from harness.run.spec import TestSpec  # noqa: E402
-from refnode.client import RefnodeClient  # noqa: E402
 from loadgen import run_threads  # noqa: E402
+
+from harness.faults import partition_shapes as partitions  # noqa: E402
+from harness.networks.netns import may_make_namespaces  # noqa: E402
+from harness.run.cluster import Cluster  # noqa: E402
+from harness.run.runner import run_test  # noqa: E402
+from harness.run.spec import TestSpec  # noqa: E402
+from harness.systems.refnode import RefnodeSystem  # noqa: E402
+from refnode.client import RefnodeClient  # noqa: E402
 
 
 def start_and_partition(tmp: Path, rounds: int, network: str) -> None:

@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from checkers.formats import load_history  # noqa: E402
 from harness.networks.netns import may_make_namespaces  # noqa: E402
 from harness.run.runner import run_test  # noqa: E402
-from harness.systems.redis import RedisSystem  # noqa: E402
 from harness.run.spec import TestSpec  # noqa: E402
+from harness.systems.redis import RedisSystem  # noqa: E402
 
 FAULT_AT = 3.0
 AFTER = 12.0          # seconds of load after the fault ends

@@ -83,9 +83,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from refnode.config import ClusterConfig
-from refnode.messages import (NOT_LEADER, STEPPED_DOWN, TIMEOUT, VERSION_UNAVAILABLE,
-                              AppendEntries, AppendReply, ClientReply, ClientRequest, Entry,
-                              PeerMessage, VoteReply, VoteRequest, entry_bytes)
+from refnode.messages import (NOT_LEADER, STEPPED_DOWN, TIMEOUT, VERSION_UNAVAILABLE, AppendEntries,
+                              AppendReply, ClientReply, ClientRequest, Entry, PeerMessage,
+                              VoteReply, VoteRequest, entry_bytes)
 from refnode.statemachine import ApplyResult, KeyValueState
 
 FOLLOWER = "follower"

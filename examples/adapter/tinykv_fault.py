@@ -20,10 +20,10 @@ import random
 from pathlib import Path
 from typing import Any
 
+from tinykv_faultline import LOG, TinyKv
+
 from harness.faults.base import FaultContext, NodeFault, Setting
 from pluginkit.options import Option
-
-from tinykv_faultline import LOG, TinyKv
 
 TORN_BYTES = Option("torn_bytes", "int-list", [1, 64], "torn-write: the bytes of a record "
                     "left in the log, drawn from [low, high]", minimum=1, length=2)

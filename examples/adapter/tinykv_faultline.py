@@ -25,8 +25,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from pluginkit.options import Option
 from harness.systems.base import Adapter, ClusterLayout, NodeSlot
+from pluginkit.options import Option
 
 LOG = "tinykv.log"
 

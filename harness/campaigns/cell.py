@@ -79,13 +79,13 @@ def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
     status COULD_NOT_RUN, not an exception."""
     import time
 
-    from harness.run.cluster import ClusterError
     from harness.networks import NetworkUnavailable
     from harness.processes.supervisor import ProcessError
     from harness.proxy.process import ProxyServerError
+    from harness.run.cluster import ClusterError
     from harness.run.runner import run_test
-    from harness.systems.base import SystemUnavailable
     from harness.run.spec import SpecError, build
+    from harness.systems.base import SystemUnavailable
 
     started = time.monotonic()
     try:

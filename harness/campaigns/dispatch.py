@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from harness.campaigns.matrix import Cell
 from harness.campaigns.cell import COULD_NOT_RUN, PARENT_ENV, outcome
+from harness.campaigns.matrix import Cell
 
 NOT_RUN = "not-run"
 RESOURCE = "faultline"          # the Dask worker resource a run takes (workers offer 1)

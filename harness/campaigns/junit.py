@@ -15,8 +15,8 @@ from typing import Any
 
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
-from harness.campaigns.matrix import VALID, Campaign, Cell
 from harness.campaigns.cell import RAN
+from harness.campaigns.matrix import VALID, Campaign, Cell
 
 MET, SHORT = "met", "could-not-run"        # a row's status, as `faultline campaign` sums it up
 

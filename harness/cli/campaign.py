@@ -14,13 +14,12 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from harness.cli import exits
-from harness.cli import terminal
-from harness.rundirs import store
-from harness.campaigns.matrix import (KEEPS_WRITES, Campaign, CampaignError, Cell, load,
-                              parse_duration)
 from harness.campaigns.cell import RAN, interrupt_on
 from harness.campaigns.dispatch import NOT_RUN, connect, run_here, run_on_dask
+from harness.campaigns.matrix import (KEEPS_WRITES, Campaign, CampaignError, Cell, load,
+                                      parse_duration)
+from harness.cli import exits, terminal
+from harness.rundirs import store
 
 CAMPAIGN_FILE = "campaign.json"
 MET, MISSED, SHORT = "met", "missed", "could-not-run"

@@ -18,10 +18,9 @@ from checkers.history import client_events
 from checkers.list_append import MODELS as LIST_APPEND_MODELS
 from checkers.models import FAILED_CAS, MODELS, NIL_READS
 from checkers.suite import DEFAULT_CHECKERS, choose_checkers, judge, make_checkers
-from harness.cli import exits
-from harness.cli import terminal
-from harness.rundirs import store
+from harness.cli import exits, terminal
 from harness.run.violations import placement
+from harness.rundirs import store
 from pluginkit.options import OptionError
 
 DEFAULT_BUDGET_SECONDS = 300.0

@@ -15,8 +15,7 @@ from pathlib import Path
 from checkers.history import HistoryError
 from checkers.models import ModelError
 from harness.cli import campaign, check, proxy, report, run, runs, systems, validate
-from harness.cli.exits import (BAD_INPUT, COULD_NOT_RUN, INTERNAL_ERROR, INTERRUPTED,
-                                UsageError)
+from harness.cli.exits import BAD_INPUT, COULD_NOT_RUN, INTERNAL_ERROR, INTERRUPTED, UsageError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,10 +50,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `faultline` script; returns the process exit code."""
-    from harness.run.cluster import ClusterError
     from harness.networks import NetworkUnavailable
     from harness.processes.supervisor import ProcessError
     from harness.proxy.process import ProxyServerError
+    from harness.run.cluster import ClusterError
     from harness.systems.base import SystemUnavailable
 
     argv = sys.argv[1:] if argv is None else argv

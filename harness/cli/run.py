@@ -23,16 +23,15 @@ from rich.table import Table
 
 from checkers.list_append import MODELS as LIST_APPEND_MODELS
 from harness import systems, workloads
-from harness.cli import exits
+from harness.cli import exits, terminal
 from harness.faults import names as fault_names
-from harness.faults import schedule as nemesis_module
-from harness.cli import terminal
-from harness.rundirs import store
+from harness.faults import schedule as fault_schedule
 from harness.networks import NAMES as NETWORK_NAMES
-from pluginkit.options import OptionError, format_value, parse_assignments
 from harness.run.runner import RunProgress, RunResult, plan_schedule, run_test
-from harness.run.spec import (DEFAULT_NODES, DEFAULT_SYSTEM, SpecError, TestSpec, build,
-                              from_toml, parse_mix, parse_nemesis)
+from harness.run.spec import (DEFAULT_NODES, DEFAULT_SYSTEM, SpecError, TestSpec, build, from_toml,
+                              parse_mix, parse_nemesis)
+from harness.rundirs import store
+from pluginkit.options import OptionError, format_value, parse_assignments
 
 DEFAULTS = TestSpec()
 # Options that map one to one onto TestSpec fields: (flag, field, type, help).
@@ -114,7 +113,7 @@ def register(sub, argv: list[str] | None = None) -> None:
     p.add_argument_group(
         "fault options (--nemesis-opt NAME=VALUE, or [nemesis_options] in a --config file)",
         "\n".join(f"  {name:<16} {option.describe()}"
-                   for name, option in sorted(nemesis_module.declared_options().items())))
+                  for name, option in sorted(fault_schedule.declared_options().items())))
     p.set_defaults(handler=run)
 
     r = sub.add_parser("replay", help="run a stored test again: same seed, same faults",
@@ -202,7 +201,7 @@ def spec_from_args(args: argparse.Namespace) -> TestSpec:
                             for name, text in flags.items()})
             given["system_options"] = options
         if args.nemesis_opt:
-            given["nemesis_options"] = nemesis_module.parse_options(args.nemesis_opt)
+            given["nemesis_options"] = fault_schedule.parse_options(args.nemesis_opt)
     except (systems.UnknownSystem, systems.BrokenAdapter, OptionError) as exc:
         raise SpecError(str(exc)) from None
     if args.config is not None:
@@ -242,7 +241,7 @@ def execute(spec: TestSpec, argv: list[str]) -> int:
                      f"({spec.make_system().describe()}) on the {spec.network} network, "
                      f"{spec.workload} workload, faults {','.join(spec.nemesis) or 'none'}, "
                      f"{spec.time_limit:g} s, seed {spec.seed}")
-    for line in nemesis_module.describe_plan(plan_schedule(spec)):
+    for line in fault_schedule.describe_plan(plan_schedule(spec)):
         terminal.err.print(line, highlight=False)
     display = _LiveProgress()
     try:

@@ -18,10 +18,9 @@ from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
-from harness.cli import exits
-from harness.cli import terminal
+from harness.cli import exits, terminal
 from harness.rundirs.catalog import (DAMAGED, INCOMPLETE, RunSummary, find_runs, format_seconds,
-                                 format_size, is_run_dir, list_runs)
+                                     format_size, is_run_dir, list_runs)
 from harness.rundirs.compare import compare
 from harness.rundirs.index import INDEX_FILE, write_index
 from harness.rundirs.prune import PruneRefused, latest_target, mend_latest, parse_duration, plan

@@ -10,13 +10,12 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from harness.cli import exits
-from harness.cli import terminal
 from harness.campaigns.matrix import Campaign
+from harness.campaigns.validate import PLAIN, TUNED, VALIDATE_FILE, matrix, select
+from harness.cli import exits, terminal
 from harness.cli.campaign import check_runs_dir, execute, exit_code, tables
 from harness.networks import NAMES as NETWORK_NAMES
 from harness.run.spec import SpecError
-from harness.campaigns.validate import PLAIN, TUNED, VALIDATE_FILE, matrix, select
 
 TITLES = {PLAIN: "plain cases: only --bug, --workload, --read-mode and --nemesis given",
           TUNED: "planted-bug matrix, each case aimed where its bug lives"}

@@ -23,9 +23,9 @@ May import: pluginkit, harness.networks, harness.processes, harness.systems.
 
 from __future__ import annotations
 
+from harness.faults.base import Fault, FaultContext, Setting
 from pluginkit import lookup as plugins
 from pluginkit.lookup import PluginEntry
-from harness.faults.base import Fault, FaultContext, Setting
 
 __all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "BrokenFault", "Fault", "FaultContext",
            "PluginEntry", "Setting", "UnknownFault", "classes", "entries", "find", "load",

@@ -24,10 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable
 
-from harness.networks.base import (DROP, LATENCY, PARTITION, REFUSE, Change, Link, Network,
-                                   Placement)
 from toxiproxy.exceptions import NotFound, ProxyExists
 
+from harness.networks.base import DROP, LATENCY, PARTITION, REFUSE, Change, Link, Network, Placement
 from harness.processes.ports import release, reserve
 from harness.proxy.client import BoundProxy
 from harness.proxy.process import ProxyServerProcess, start_proxy_server

@@ -20,8 +20,8 @@ from typing import Any, Iterator
 import orjson
 
 from checkers.history import COMPLETIONS, INFO, INVOKE, NEMESIS, Operation
-from harness.rundirs import store
 from harness.faults.schedule import HEAL, kind_of
+from harness.rundirs import store
 
 # A run directory holds at least one of these; a directory with none is something else.
 RUN_FILES = (store.TEST_FILE, store.HISTORY_FILE, store.RESULTS_FILE)

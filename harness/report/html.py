@@ -65,7 +65,7 @@ def write_report(run_dir: Path) -> Path:
     says what is missing. Raises `harness.report.data.NotARunDirectory` when `run_dir` holds
     none of a run's files, OSError when the page cannot be written; the page is replaced
     atomically, so a reader never sees half of one."""
-    from harness.report.plots import render      # matplotlib only when a report is made
+    from harness.report.plots import render  # matplotlib only when a report is made
 
     run_dir = Path(run_dir)
     data = read_run(run_dir)

@@ -15,8 +15,8 @@ from typing import Any
 from harness.networks import backend
 from harness.networks.base import Network
 from harness.processes.supervisor import GuardedProcess, ProcessError, Supervisor
-from harness.systems.base import (ClockControl, ClusterLayout, DataFiles, LeaderProbe,
-                                  NodeSlot, PowerLoss, Teardown)
+from harness.systems.base import (ClockControl, ClusterLayout, DataFiles, LeaderProbe, NodeSlot,
+                                  PowerLoss, Teardown)
 
 READY_TIMEOUT = 15.0
 

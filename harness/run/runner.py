@@ -25,14 +25,14 @@ from typing import Any, Callable
 from checkers import registry
 from checkers.base import CheckContext
 from checkers.suite import run_checkers
-from harness.faults import schedule as nemesis_module
-from harness.rundirs import store
+from harness.faults import schedule as fault_schedule
 from harness.run.cluster import Cluster
 from harness.run.observer import Observer
 from harness.run.recorder import Recorder
-from harness.systems.base import LeaderProbe, StatusProbe, SystemUnavailable
 from harness.run.spec import TestSpec
 from harness.run.violations import placement
+from harness.rundirs import store
+from harness.systems.base import LeaderProbe, StatusProbe, SystemUnavailable
 from harness.workloads import Invocation, Workload, make_workload
 
 CHECK_BUDGET_SECONDS = 60.0
@@ -79,7 +79,7 @@ def plan_schedule(spec: TestSpec) -> list[dict[str, Any]]:
     its own); the spec's seed must be chosen."""
     if spec.schedule is None:
         nodes = [f"n{i}" for i in range(1, spec.nodes + 1)]
-        spec.schedule = nemesis_module.plan(spec.nemesis, nodes, spec.time_limit,
+        spec.schedule = fault_schedule.plan(spec.nemesis, nodes, spec.time_limit,
                                             spec.nemesis_interval, spec.seed,
                                             spec.nemesis_options, spec.setting())
     return spec.schedule
@@ -133,8 +133,8 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
                                 recorder.now).start()
         if isinstance(system, LeaderProbe):
             _wait_for_leader(cluster, spec.recovery_timeout)
-        nemesis = nemesis_module.Nemesis(cluster, spec.schedule, recorder.record, seed,
-                                         observer=observer, requested=spec.nemesis)
+        nemesis = fault_schedule.Nemesis(cluster, spec.schedule, recorder.record, seed,
+                                        observer=observer, requested=spec.nemesis)
         clients = ClientPool(cluster, workload, recorder, spec, seed)
         test_started = time.monotonic()
         clients.start()

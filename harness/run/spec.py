@@ -23,12 +23,12 @@ from typing import Any
 
 from checkers import registry
 from harness import faults, networks, systems, workloads
-from harness.faults import schedule as nemesis_module
+from harness.faults import schedule as fault_schedule
 from harness.networks.base import NetworkUnavailable
-from pluginkit.options import OptionError
 from harness.systems.base import Adapter, capabilities_of, capability_gaps
 from harness.workloads.base import Workload
 from harness.workloads.register import DEFAULT_CAS_SHARE
+from pluginkit.options import OptionError
 
 DEFAULT_SYSTEM = "refnode"
 DEFAULT_NODES = 3
@@ -218,7 +218,7 @@ class TestSpec:
 
     def _check_faults(self, adapter: type[Adapter]) -> None:
         try:
-            self.nemesis_options = nemesis_module.resolve_options(
+            self.nemesis_options = fault_schedule.resolve_options(
                 self.nemesis, self.nemesis_options, "--nemesis-opt")
         except OptionError as exc:
             raise SpecError(str(exc)) from None
@@ -240,7 +240,7 @@ class TestSpec:
         known = faults.names()
         for number, step in enumerate(self.schedule):
             try:
-                kind = nemesis_module.kind_of(step)
+                kind = fault_schedule.kind_of(step)
                 if kind not in known or not isinstance(step["value"], dict):
                     raise ValueError(f"unknown fault kind {kind!r}")
                 float(step["at"])
@@ -279,7 +279,7 @@ class TestSpec:
         if isinstance(values.get("nemesis_options"), dict):
             for kind in kinds:
                 fault_class(kind)
-            mine = nemesis_module.declared_options(kinds)
+            mine = fault_schedule.declared_options(kinds)
             values["nemesis_options"] = {k: v for k, v in values["nemesis_options"].items()
                                          if k in mine}
         return build(values, "test.json")

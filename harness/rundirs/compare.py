@@ -12,7 +12,7 @@ from typing import Any
 
 from harness.rundirs import store
 from harness.rundirs.catalog import (INCOMPLETE, format_seconds, format_size, is_run_dir,
-                                 read_run_json, summarize)
+                                     read_run_json, summarize)
 
 # Parts of a test's configuration shown in the run section or compared elsewhere.
 _SHOWN_ELSEWHERE = {"name", "system", "workload", "seed", "schedule", "runs_dir"}

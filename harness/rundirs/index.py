@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from harness.rundirs.catalog import (DAMAGED, INCOMPLETE, INVALID, UNKNOWN, VALID, RunSummary,
-                                 format_seconds, format_size, list_runs)
+                                     format_seconds, format_size, list_runs)
 
 INDEX_FILE = "index.html"
 REPORT_FILE = "report.html"         # each run's report (harness.report.html writes it)

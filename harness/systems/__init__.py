@@ -16,9 +16,9 @@ version), harness.networks.
 
 from __future__ import annotations
 
+from harness.systems.base import Adapter
 from pluginkit import lookup as plugins
 from pluginkit.lookup import PluginEntry
-from harness.systems.base import Adapter
 
 ENTRY_POINT_GROUP = "faultline.systems"
 # Built-in adapters: name -> "module:class", imported only when asked for.

@@ -28,10 +28,10 @@ from typing import Any, Mapping
 
 import requests
 
-from pluginkit.options import Option, OptionError
 from harness.systems.base import Adapter, Availability, ClusterLayout, NodeSlot, SystemUnavailable
 from harness.systems.binaries import binary_availability, binary_version, find_binary
 from harness.systems.etcd_api import EtcdError, Gateway, NotSent
+from pluginkit.options import Option, OptionError
 
 ETCD_ENV = "FAULTLINE_ETCD"
 MIN_VERSION = (3, 4)

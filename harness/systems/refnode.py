@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from harness.rundirs import store
-from pluginkit.options import Option, OptionError
 from harness.systems.base import Adapter, Availability, ClusterLayout, NodeSlot
+from pluginkit.options import Option, OptionError
 from refnode.client import RefnodeClient
 from refnode.config import BUGS, READ_MODES, REPLICATION_MODES, ClusterConfig
 from refnode.wal import LOG_NAME, WalError, power_loss

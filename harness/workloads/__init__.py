@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.workloads.base import Invocation, Mix, Workload
 from pluginkit import lookup as plugins
 from pluginkit.lookup import PluginEntry
-from harness.workloads.base import Invocation, Mix, Workload
 
 __all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "BrokenWorkload", "Invocation", "PluginEntry", "Mix",
            "UnknownWorkload", "Workload", "entries", "find", "load", "make_workload", "names"]

@@ -22,8 +22,8 @@ import random
 from typing import Any, ClassVar
 
 from checkers.builtin import ListAppendChecker
-from pluginkit.options import Option
 from harness.workloads.base import Invocation, Mix, Workload
+from pluginkit.options import Option
 
 READ = "r"
 APPEND = "append"

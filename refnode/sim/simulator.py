@@ -42,7 +42,7 @@ from typing import Any
 from refnode.config import READ_MODES, ClusterConfig
 from refnode.core import LEADER, Core, Effects
 from refnode.messages import WRITE_OPS, ClientRequest, PeerMessage
-from refnode.sim.clients import SimulatedClients, OpHandle, Process
+from refnode.sim.clients import OpHandle, Process, SimulatedClients
 from refnode.sim.clock import SimClock
 from refnode.sim.disk import SimDisk
 from refnode.sim.invariants import (INVARIANTS, LIVENESS, Invariants, InvariantViolation,

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from checkers.base import CheckContext
 from checkers.election import check_election_safety, load_observations
 from checkers.history import HistoryError
-from checkers.base import CheckContext
 from checkers.suite import run_checkers
 
 

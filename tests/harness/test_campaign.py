@@ -17,9 +17,9 @@ import psutil
 import pytest
 from junitparser import Error, Failure, JUnitXml, Skipped
 
-from harness.campaigns.matrix import (INVALID, KEEPS_WRITES, LOSES_WRITES, VALID, CampaignError,
-                              load, parse_duration)
 from harness.campaigns.cell import PARENT_ENV, shows
+from harness.campaigns.matrix import (INVALID, KEEPS_WRITES, LOSES_WRITES, VALID, CampaignError,
+                                      load, parse_duration)
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,8 +9,8 @@ from contextlib import closing
 import pytest
 
 from harness.faults import partition_shapes as partitions
-from harness.run.cluster import Cluster
 from harness.networks.netns import may_make_namespaces
+from harness.run.cluster import Cluster
 from harness.systems.refnode import RefnodeSystem
 from tests.harness.waiting import wait_for
 

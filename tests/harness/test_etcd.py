@@ -22,8 +22,8 @@ import pytest
 
 from harness.run.cluster import Cluster
 from harness.run.runner import run_test
-from harness.systems.etcd import ETCD_ENV, INSTALL, EtcdSystem
 from harness.run.spec import TestSpec
+from harness.systems.etcd import ETCD_ENV, INSTALL, EtcdSystem
 from tests.harness.real_systems import leftovers, needs
 from tests.harness.waiting import wait_for
 

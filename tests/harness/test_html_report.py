@@ -18,9 +18,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from harness.run import runner
 from harness.report.data import NotARunDirectory, find_violation, read_run
 from harness.report.html import REPORT_FILE, build_quietly, write_report
+from harness.run import runner
 from harness.run.runner import run_test
 from harness.run.spec import TestSpec
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 
 from harness import faults
-from harness.faults import schedule as nemesis
 from harness.faults import partition_shapes as partitions
-from harness.run.cluster import ClusterError
+from harness.faults import schedule as nemesis
 from harness.networks.base import DROP, Network
+from harness.run.cluster import ClusterError
 
 
 class MemoryNetwork(Network):

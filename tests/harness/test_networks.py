@@ -23,8 +23,8 @@ from harness.faults import partition_shapes as partitions
 from harness.networks.base import DROP, REFUSE
 from harness.networks.netns import NamespaceNetwork, may_make_namespaces, run_in_namespace
 from harness.networks.proxy import ProxyNetwork
-from harness.proxy.process import start_embedded
 from harness.processes.leftovers import Registry
+from harness.proxy.process import start_embedded
 
 NODES = ["n1", "n2", "n3", "n4"]
 NEEDS_ROOT = pytest.mark.skipif(not may_make_namespaces(), reason=(

@@ -9,8 +9,8 @@ import time
 from contextlib import closing
 
 from checkers.election import check_election_safety, load_observations
-from harness.run.cluster import Cluster
 from harness.faults.schedule import Nemesis
+from harness.run.cluster import Cluster
 from harness.run.observer import Observer
 from harness.systems.refnode import RefnodeSystem
 from tests.harness.waiting import wait_for

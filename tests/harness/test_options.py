@@ -8,11 +8,11 @@ import random
 import pytest
 
 from harness import faults
-from harness.faults import schedule as nemesis
 from harness.faults import Setting
+from harness.faults import schedule as nemesis
 from harness.networks.base import LATENCY, PARTITION, REFUSE
-from pluginkit.options import Option, OptionError, parse_assignments, resolve
 from harness.systems.base import CAPABILITIES
+from pluginkit.options import Option, OptionError, parse_assignments, resolve
 
 
 def test_an_option_checks_and_parses_by_its_type():

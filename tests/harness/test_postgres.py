@@ -29,9 +29,9 @@ from checkers.history import pair
 from checkers.jsonl import read_jsonl
 from harness.faults.steps import occurrence
 from harness.run.runner import run_test
+from harness.run.spec import TestSpec
 from harness.systems import postgres_setup
 from harness.systems.postgres import INSTALL, PostgresSystem
-from harness.run.spec import TestSpec
 from tests.harness.real_systems import leftovers, needs
 
 REPO = Path(__file__).resolve().parents[2]

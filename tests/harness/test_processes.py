@@ -14,8 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness.processes.supervisor import ProcessError, Supervisor
 from harness.processes.leftovers import STATE_DIR_ENV, Registry, reap_stale
+from harness.processes.supervisor import ProcessError, Supervisor
 
 REPO = Path(__file__).resolve().parents[2]
 SLEEPER = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(600)"]

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from harness.run.runner import run_test
-from harness.systems.redis import INSTALL, REDIS_ENV, RedisSystem, find_libfaketime, find_redis
 from harness.run.spec import TestSpec
+from harness.systems.redis import INSTALL, REDIS_ENV, RedisSystem, find_libfaketime, find_redis
 from tests.harness.real_systems import leftovers, needs
 
 REPO = Path(__file__).resolve().parents[2]

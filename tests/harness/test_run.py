@@ -19,9 +19,9 @@ import pytest
 
 from checkers.formats import load_history
 from harness.faults import schedule as nemesis
-from harness.run.runner import run_test
 from harness.networks.netns import may_make_namespaces
 from harness.processes.leftovers import STATE_DIR_ENV, reap_stale
+from harness.run.runner import run_test
 from harness.run.spec import SpecError, TestSpec, from_toml
 from harness.workloads import make_workload
 

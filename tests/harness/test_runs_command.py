@@ -24,12 +24,12 @@ import pytest
 from harness.cli import exits
 from harness.cli import main as cli
 from harness.cli import run as run_command
+from harness.run.spec import TestSpec
 from harness.rundirs import store
 from harness.rundirs.catalog import list_runs, summarize
 from harness.rundirs.index import write_index
 from harness.rundirs.prune import PruneRefused, parse_duration, remove
 from harness.rundirs.serve import make_server, resolve, server_url
-from harness.run.spec import TestSpec
 
 REPO = Path(__file__).resolve().parents[2]
 DAY = 86400.0

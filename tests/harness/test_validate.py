@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pytest
 
+from harness.campaigns.validate import PLAIN, REDUCED, is_bug, is_safe, matrix, select
 from harness.networks.netns import may_make_namespaces
 from harness.run.runner import run_test
-from harness.campaigns.validate import PLAIN, REDUCED, is_bug, is_safe, matrix, select
 
 TIME_LIMIT = 10.0       # the safe configuration's run
 BUG_TIME_LIMIT = 20.0   # a planted bug's (refnode's fast test timings elect in 0.3 to 0.6 s)

@@ -14,20 +14,20 @@ from pathlib import Path
 
 import pytest
 
+from checkers.builtin import LinearizableChecker, ListAppendChecker
 from checkers.formats import load_history
 from checkers.list_append.history import transactions
-from checkers.builtin import LinearizableChecker, ListAppendChecker
 from checkers.suite import run_checkers
 from harness import workloads
 from harness.cli import exits
 from harness.cli import main as cli
-from pluginkit.options import OptionError
-from harness.run.recorder import Recorder
 from harness.cli.run import spec_from_args
+from harness.run.recorder import Recorder
 from harness.run.runner import _perform, check_choices, check_settings
 from harness.run.spec import SpecError, TestSpec, from_toml
 from harness.workloads import Invocation, Workload, make_workload
 from harness.workloads.list_append import FINAL_KEYS_PER_TXN, MAX_MICRO_OPS
+from pluginkit.options import OptionError
 
 BUILTIN = ("list-append", "register", "session", "set")
 
