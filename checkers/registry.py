@@ -16,7 +16,6 @@ from typing import Any, Mapping
 
 from checkers.base import Checker
 from pluginkit import lookup as plugins
-from pluginkit.lookup import PluginEntry
 
 ENTRY_POINT_GROUP = "faultline.checkers"
 # Built-in checkers: name -> "module:class". The order is the order of a default choice
@@ -40,29 +39,11 @@ class BrokenChecker(RuntimeError):
     """A checker exists under that name but cannot be loaded; the message says why."""
 
 
-def entries() -> dict[str, PluginEntry]:
-    """Every checker name known here, built-in first; an entry point never replaces a built-in
-    checker of the same name."""
-    return plugins.entries(BUILTIN, ENTRY_POINT_GROUP)
+REGISTRY = plugins.Registry(BUILTIN, ENTRY_POINT_GROUP, Checker, "checker", "checkers",
+                            "checker", UnknownChecker, BrokenChecker)
 
-
-def names() -> list[str]:
-    """The checker names, built-in ones first, in the order of `entries`."""
-    return list(entries())
-
-
-def find(name: str) -> type[Checker]:
-    """The checker class called `name`: UnknownChecker when there is none, BrokenChecker when
-    it cannot be imported or is not a checker."""
-    known = entries()
-    if name not in known:
-        raise UnknownChecker(f"unknown checker {name!r}; checkers: {', '.join(known)}")
-    return load(known[name])
-
-
-def load(entry: PluginEntry) -> type[Checker]:
-    """Import the checker an entry names and check that it is one."""
-    return plugins.load(entry, Checker, "checker", "checker", BrokenChecker)
+# The registry's questions, as this package's own functions.
+entries, names, find, load = REGISTRY.entries, REGISTRY.names, REGISTRY.find, REGISTRY.load
 
 
 def classes() -> list[type[Checker]]:

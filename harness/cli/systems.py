@@ -72,7 +72,7 @@ def fault_kinds(adapter: type[Adapter], network: str) -> dict[str, str | None]:
     return refusals
 
 
-def describe_fault(entry: faults.PluginEntry) -> dict[str, Any]:
+def describe_fault(entry: PluginEntry) -> dict[str, Any]:
     """What `faultline systems` says of one fault kind, as JSON data: where it comes from,
     what it does, its options; or why it cannot be loaded."""
     try:

@@ -15,8 +15,8 @@ so that a user's fault, in the user's own package, runs without editing faultlin
 point's name. Adding a fault kind to faultline itself is one module here and one line of
 `BUILTIN`.
 
-Nothing here keeps the names it has seen: each question asks the installed distributions
-again, so that a plug-in installed after faultline was imported is found.
+Nothing here keeps the names it has seen (`pluginkit.lookup`): a plug-in installed after
+faultline was imported is found.
 
 May import: pluginkit, harness.networks, harness.processes, harness.systems.
 """
@@ -27,9 +27,8 @@ from harness.faults.base import Fault, FaultContext, Setting
 from pluginkit import lookup as plugins
 from pluginkit.lookup import PluginEntry
 
-__all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "BrokenFault", "Fault", "FaultContext",
-           "PluginEntry", "Setting", "UnknownFault", "classes", "entries", "find", "load",
-           "names"]
+__all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "REGISTRY", "BrokenFault", "Fault", "FaultContext",
+           "Setting", "UnknownFault", "classes", "entries", "find", "load", "names"]
 
 ENTRY_POINT_GROUP = "faultline.faults"
 # Built-in fault kinds: name -> "module:class", imported only when asked for. The order is
@@ -54,46 +53,29 @@ class BrokenFault(RuntimeError):
     """A fault kind exists under that name but cannot be loaded; the message says why."""
 
 
-def entries() -> dict[str, PluginEntry]:
-    """Every fault kind known here, the built-in ones first (in `BUILTIN`'s order), then the
-    plug-ins by name; an entry point never replaces a built-in kind of the same name."""
-    found = plugins.entries(BUILTIN, ENTRY_POINT_GROUP)
-    plugged = sorted(name for name in found if name not in BUILTIN)
-    return {name: found[name] for name in [*BUILTIN, *plugged]}
+class _FaultRegistry(plugins.Registry):
+    def load(self, entry: PluginEntry) -> type[Fault]:
+        """Import the fault kind an entry names and check that it is one. A plug-in may share
+        an option's name with a built-in kind only with the same declaration: nemesis options
+        are one namespace (`--nemesis-opt targets=...` reaches every kind that declares
+        `targets`), and a second meaning would silently replace the first."""
+        cls = super().load(entry)
+        if entry.origin != "builtin":
+            for option in cls.OPTIONS:
+                for name in self.builtin:
+                    theirs = {o.name: o for o in self.find(name).OPTIONS}
+                    if theirs.get(option.name, option) != option:
+                        raise BrokenFault(f"fault kind {entry.name} ({entry.origin}): its "
+                                          f"option {option.name!r} is declared otherwise by "
+                                          f"the built-in kind {name}; choose another name")
+        return cls
 
 
-def names() -> list[str]:
-    """The fault kind names, in the order of `entries`."""
-    return list(entries())
+REGISTRY = _FaultRegistry(BUILTIN, ENTRY_POINT_GROUP, Fault, "fault kind", "fault kinds",
+                          "fault", UnknownFault, BrokenFault)
 
-
-def find(name: str) -> type[Fault]:
-    """The fault kind called `name`: UnknownFault when there is none, BrokenFault when it
-    cannot be imported or is not a fault kind."""
-    if isinstance(name, str) and name in BUILTIN:
-        # No entry point may replace a built-in kind: no need to ask the distributions.
-        return load(PluginEntry(name, BUILTIN[name], "builtin"))
-    known = entries()
-    if not isinstance(name, str) or name not in known:
-        raise UnknownFault(f"unknown fault kind {name!r}; fault kinds: {', '.join(known)}")
-    return load(known[name])
-
-
-def load(entry: PluginEntry) -> type[Fault]:
-    """Import the fault kind an entry names and check that it is one. A plug-in may share an
-    option's name with a built-in kind only with the same declaration: nemesis options are
-    one namespace (`--nemesis-opt targets=...` reaches every kind that declares `targets`),
-    and a second meaning would silently replace the first."""
-    cls = plugins.load(entry, Fault, "fault kind", "fault", BrokenFault)
-    if entry.origin != "builtin":
-        for option in cls.OPTIONS:
-            for name, target in BUILTIN.items():
-                theirs = {o.name: o for o in load(PluginEntry(name, target, "builtin")).OPTIONS}
-                if theirs.get(option.name, option) != option:
-                    raise BrokenFault(f"fault kind {entry.name} ({entry.origin}): its option "
-                                      f"{option.name!r} is declared otherwise by the built-in "
-                                      f"kind {name}; choose another name")
-    return cls
+# The registry's questions, as this package's own functions.
+entries, names, find, load = REGISTRY.entries, REGISTRY.names, REGISTRY.find, REGISTRY.load
 
 
 def classes() -> dict[str, type[Fault]]:

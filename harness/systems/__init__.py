@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from harness.systems.base import Adapter
 from pluginkit import lookup as plugins
-from pluginkit.lookup import PluginEntry
 
 ENTRY_POINT_GROUP = "faultline.systems"
 # Built-in adapters: name -> "module:class", imported only when asked for.
@@ -36,26 +35,9 @@ class BrokenAdapter(RuntimeError):
     """An adapter exists under that name but cannot be loaded; the message says why."""
 
 
-def entries() -> dict[str, PluginEntry]:
-    """Every adapter name known here, built-in first; an entry point never replaces a
-    built-in adapter of the same name."""
-    return plugins.entries(BUILTIN, ENTRY_POINT_GROUP)
+REGISTRY = plugins.Registry(BUILTIN, ENTRY_POINT_GROUP, Adapter, "system", "systems", "adapter",
+                            UnknownSystem, BrokenAdapter, sorted_names=True)
 
 
-def names() -> list[str]:
-    """The adapter names, sorted."""
-    return sorted(entries())
-
-
-def find(name: str) -> type[Adapter]:
-    """The adapter class called `name`: UnknownSystem when there is none, BrokenAdapter when
-    it cannot be imported or is not an adapter."""
-    known = entries()
-    if name not in known:
-        raise UnknownSystem(f"unknown system {name!r}; systems: {', '.join(sorted(known))}")
-    return load(known[name])
-
-
-def load(entry: PluginEntry) -> type[Adapter]:
-    """Import the adapter an entry names and check that it is one."""
-    return plugins.load(entry, Adapter, "system", "adapter", BrokenAdapter)
+# The registry's questions, as this package's own functions.
+entries, names, find, load = REGISTRY.entries, REGISTRY.names, REGISTRY.find, REGISTRY.load

@@ -20,9 +20,8 @@ from typing import Any
 
 from harness.workloads.base import Invocation, Mix, Workload
 from pluginkit import lookup as plugins
-from pluginkit.lookup import PluginEntry
 
-__all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "BrokenWorkload", "Invocation", "PluginEntry", "Mix",
+__all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "BrokenWorkload", "Invocation", "Mix",
            "UnknownWorkload", "Workload", "entries", "find", "load", "make_workload", "names"]
 
 ENTRY_POINT_GROUP = "faultline.workloads"
@@ -43,30 +42,12 @@ class BrokenWorkload(RuntimeError):
     """A workload exists under that name but cannot be loaded; the message says why."""
 
 
-def entries() -> dict[str, PluginEntry]:
-    """Every workload name known here, built-in first; an entry point never replaces a
-    built-in workload of the same name."""
-    return plugins.entries(BUILTIN, ENTRY_POINT_GROUP)
+REGISTRY = plugins.Registry(BUILTIN, ENTRY_POINT_GROUP, Workload, "workload", "workloads",
+                            "workload", UnknownWorkload, BrokenWorkload, sorted_names=True)
 
 
-def names() -> list[str]:
-    """The workload names, sorted."""
-    return sorted(entries())
-
-
-def find(name: str) -> type[Workload]:
-    """The workload class called `name`: UnknownWorkload when there is none, BrokenWorkload
-    when it cannot be imported or is not a workload."""
-    known = entries()
-    if name not in known:
-        raise UnknownWorkload(f"unknown workload {name!r}; workloads: "
-                              f"{', '.join(sorted(known))}")
-    return load(known[name])
-
-
-def load(entry: PluginEntry) -> type[Workload]:
-    """Import the workload an entry names and check that it is one."""
-    return plugins.load(entry, Workload, "workload", "workload", BrokenWorkload)
+# The registry's questions, as this package's own functions.
+entries, names, find, load = REGISTRY.entries, REGISTRY.names, REGISTRY.find, REGISTRY.load
 
 
 def make_workload(name: str, keys: int, *, mix: Mix | None = None, ops_per_key: int = 0,
