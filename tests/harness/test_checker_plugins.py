@@ -8,16 +8,14 @@ refused in one line."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.harness.example_package import REPO, environment, faultline, install
+
 EXAMPLES = REPO / "examples"
-EXAMPLE = EXAMPLES / "adapter"
 CHECKER = "version-integrity"
 
 
@@ -25,24 +23,13 @@ CHECKER = "version-integrity"
 def env(tmp_path_factory):
     """An environment in which the example is installed, with two entry points that are no
     checkers: one that cannot be imported, one that names another kind of class."""
-    site = tmp_path_factory.mktemp("site")
-    dist = site / "faultline_example_tinykv-0.1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: faultline-example-tinykv\n"
-                                   "Version: 0.1.0\n")
-    (dist / "entry_points.txt").write_text("[faultline.systems]\n"
-                                           "tinykv = tinykv_faultline:TinyKv\n"
-                                           "[faultline.checkers]\n"
-                                           f"{CHECKER} = tinykv_checker:VersionIntegrity\n"
-                                           "broken = no_such_module:Checker\n"
-                                           "adapter = tinykv_faultline:TinyKv\n")
-    path = os.pathsep.join([str(site), str(EXAMPLE), str(REPO)])
-    return dict(os.environ, PYTHONPATH=path)
-
-
-def faultline(env, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+    site = install(tmp_path_factory.mktemp("site"), "[faultline.systems]\n"
+                                                   "tinykv = tinykv_faultline:TinyKv\n"
+                                                   "[faultline.checkers]\n"
+                                                   f"{CHECKER} = tinykv_checker:VersionIntegrity\n"
+                                                   "broken = no_such_module:Checker\n"
+                                                   "adapter = tinykv_faultline:TinyKv\n")
+    return environment(site)
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:

@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -21,10 +17,7 @@ from harness import faults
 from harness.campaigns.matrix import load as load_campaign
 from harness.faults import schedule
 from harness.run.spec import SpecError, TestSpec, build
-
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "examples" / "adapter"
-DIST = "faultline-example-tinykv"
+from tests.harness.example_package import DIST, EXAMPLE, REPO, environment, faultline, install
 
 # A plug-in module of this test's own: a fault kind that does nothing (so that any system can
 # take it), one that calls itself by another name, and a class that is no fault kind.
@@ -70,21 +63,17 @@ class Retargeted(Nothing):
 def site(tmp_path_factory):
     """A directory holding the installed distribution: its metadata and entry points, as pip
     writes them, and the test's own plug-in module."""
-    site = tmp_path_factory.mktemp("site")
-    dist = site / "faultline_example_tinykv-0.1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {DIST}\nVersion: 0.1.0\n")
-    (dist / "entry_points.txt").write_text(
-        "[faultline.systems]\n"
-        "tinykv = tinykv_faultline:TinyKv\n"
-        "\n[faultline.faults]\n"
-        "torn-write = tinykv_fault:TornWriteFault\n"
-        "nothing = faultline_test_faults:Nothing\n"
-        "misnamed = faultline_test_faults:Misnamed\n"
-        "not-a-fault = faultline_test_faults:NotAFault\n"
-        "retargeted = faultline_test_faults:Retargeted\n"
-        "broken = no_such_module:Fault\n"
-        "kill = faultline_test_faults:Nothing\n")
+    site = install(tmp_path_factory.mktemp("site"),
+                   "[faultline.systems]\n"
+                   "tinykv = tinykv_faultline:TinyKv\n"
+                   "\n[faultline.faults]\n"
+                   "torn-write = tinykv_fault:TornWriteFault\n"
+                   "nothing = faultline_test_faults:Nothing\n"
+                   "misnamed = faultline_test_faults:Misnamed\n"
+                   "not-a-fault = faultline_test_faults:NotAFault\n"
+                   "retargeted = faultline_test_faults:Retargeted\n"
+                   "broken = no_such_module:Fault\n"
+                   "kill = faultline_test_faults:Nothing\n")
     (site / "faultline_test_faults.py").write_text(TEST_FAULTS)
     return site
 
@@ -101,13 +90,7 @@ def installed(site, monkeypatch):
 @pytest.fixture(scope="module")
 def env(site):
     """An environment in which the distribution is installed, for `faultline` itself."""
-    path = os.pathsep.join([str(site), str(EXAMPLE), str(REPO)])
-    return dict(os.environ, PYTHONPATH=path)
-
-
-def faultline(env, *args: str, **extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=REPO,
-                          env=dict(env, **extra), capture_output=True, text=True, timeout=120)
+    return environment(site)
 
 
 # --- the registry ----------------------------------------------------------------------------

@@ -6,35 +6,19 @@ run for real."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "examples" / "adapter"
+from tests.harness.example_package import environment, faultline, install
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     """An environment in which the example is installed (and one broken entry point)."""
-    site = tmp_path_factory.mktemp("site")
-    dist = site / "faultline_example_tinykv-0.1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: faultline-example-tinykv\n"
-                                   "Version: 0.1.0\n")
-    (dist / "entry_points.txt").write_text("[faultline.systems]\n"
-                                           "tinykv = tinykv_faultline:TinyKv\n"
-                                           "broken = no_such_module:Adapter\n")
-    path = os.pathsep.join([str(site), str(EXAMPLE), str(REPO)])
-    return dict(os.environ, PYTHONPATH=path)
-
-
-def faultline(env, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+    site = install(tmp_path_factory.mktemp("site"), "[faultline.systems]\n"
+                                                   "tinykv = tinykv_faultline:TinyKv\n"
+                                                   "broken = no_such_module:Adapter\n")
+    return environment(site)
 
 
 def test_the_entry_point_adapter_is_listed(env):
