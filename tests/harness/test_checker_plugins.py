@@ -1,9 +1,10 @@
 """A user's own checker, in a package of its own, found through the `faultline.checkers` entry
 point: the example in examples/adapter (version-integrity, beside the tinykv adapter),
 installed here as a distribution on the path (its metadata and entry points, as pip writes
-them), listed by `faultline check --help`, run by name on histories it must pass and reject,
-and run at the end of a real run; and the checkers that are not there, or not checkers,
-refused in one line."""
+them), listed by `faultline check --help`, run by name on histories it must pass and reject;
+and the checkers that are not there, or not checkers, refused in one line. The checker at the
+end of a real run is tested beside the example's fault, in test_fault_plugins.py (one run
+serves both)."""
 
 from __future__ import annotations
 
@@ -94,25 +95,6 @@ def test_the_plug_in_rejects_a_history_that_breaks_its_promise(env, tmp_path, ch
     assert result["counterexample"]["op"]["description"].startswith("process ")
     proc = faultline(env, "check", str(path), "--checker", CHECKER)
     assert proc.returncode == 1 and "INVALID" in proc.stdout
-
-
-def test_the_plug_in_runs_at_the_end_of_a_real_run(env, tmp_path):
-    proc = faultline(env, "run", "--system", "tinykv", "--nodes", "1", "--nemesis", "kill",
-                     "--nemesis-interval", "1.5", "--time-limit", "4", "--seed", "7",
-                     "--runs-dir", str(tmp_path), "--sync", "true", "--checker", CHECKER)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    (run_dir,) = (tmp_path / "tinykv-register").iterdir()
-    results = json.loads((run_dir / "results.json").read_text())
-    assert results["valid"] is True
-    assert list(results["checkers"]) == ["linearizable", "lost-writes", "staleness", "stats",
-                                         CHECKER]
-    assert results["checkers"][CHECKER]["valid"] is True
-    test = json.loads((run_dir / "test.json").read_text())
-    assert test["test"]["checkers"] == [CHECKER] and CHECKER in test["check"]["checkers"]
-    # Checked again, the run directory is judged by the same checkers, the plug-in's too.
-    proc = faultline(env, "check", str(run_dir), "--json")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert CHECKER in json.loads(proc.stdout)["checkers"]
 
 
 @pytest.mark.parametrize("name, fragments", [

@@ -1,7 +1,7 @@
 """Fault kinds as plug-ins, found through the `faultline.faults` entry point: the example's
 torn-write fault (examples/adapter/tinykv_fault.py), installed here as a distribution on the
-path beside its tinykv adapter, listed, offered only to tinykv, and run for real; and the
-registry's answers for a name nobody declares, an entry point that cannot be imported, a class
+path beside its tinykv adapter, listed, offered only to tinykv, and run for real (with the
+example's checker, version-integrity, at the end of the same run); and the registry's answers for a name nobody declares, an entry point that cannot be imported, a class
 that is not a fault kind, and a fault kind that calls itself by another name. The plug-ins are
 installed after faultline was imported, as a user's would be: nothing may have frozen the list
 of names by then."""
@@ -73,7 +73,9 @@ def site(tmp_path_factory):
                    "not-a-fault = faultline_test_faults:NotAFault\n"
                    "retargeted = faultline_test_faults:Retargeted\n"
                    "broken = no_such_module:Fault\n"
-                   "kill = faultline_test_faults:Nothing\n")
+                   "kill = faultline_test_faults:Nothing\n"
+                   "\n[faultline.checkers]\n"
+                   "version-integrity = tinykv_checker:VersionIntegrity\n")
     (site / "faultline_test_faults.py").write_text(TEST_FAULTS)
     return site
 
@@ -224,15 +226,25 @@ def test_run_help_lists_the_plugin_kind_and_its_options(env):
     assert "torn_bytes" in proc.stdout and "nothing_said" in proc.stdout
 
 
-def test_the_example_fault_tears_the_log_in_a_real_run_and_is_healed(env, installed,
-                                                                      tmp_path):
+def test_the_example_fault_and_checker_in_a_real_run(env, installed, tmp_path):
+    # One real run serves the example's fault and its checker (version-integrity) alike.
+    checker = "version-integrity"
     proc = faultline(env, "run", "--system", "tinykv", "--nodes", "1", "--nemesis",
                      "torn-write", "--nemesis-interval", "1.5", "--time-limit", "5",
-                     "--seed", "7", "--runs-dir", str(tmp_path))
+                     "--seed", "7", "--runs-dir", str(tmp_path), "--checker", checker)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (run_dir,) = (tmp_path / "tinykv-register").iterdir()
     results = json.loads((run_dir / "results.json").read_text())
     assert results["valid"] is True
+    assert list(results["checkers"]) == ["linearizable", "lost-writes", "staleness", "stats",
+                                         checker]
+    assert results["checkers"][checker]["valid"] is True
+    test = json.loads((run_dir / "test.json").read_text())
+    assert test["test"]["checkers"] == [checker] and checker in test["check"]["checkers"]
+    # Checked again, the run directory is judged by the same checkers, the plug-in's too.
+    proc = faultline(env, "check", str(run_dir), "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert checker in json.loads(proc.stdout)["checkers"]
     assert results["faults"]["torn-write"]["applied"] >= 1
     assert results["faults"]["torn-write"]["errors"] == []
     events = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
