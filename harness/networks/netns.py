@@ -55,6 +55,9 @@ NFT_REJECT_ICMP_UNREACH, ICMP_PORT_UNREACHABLE = 0, 3
 
 _counter = itertools.count(1)
 T = TypeVar("T")
+# What removes a leftover of each kind, by name: recorded with it, for the next harness to
+# reap should this one be killed before it removes its own.
+CLEANERS = {"netns": f"{__name__}:remove_namespace", "link": f"{__name__}:remove_link"}
 
 
 def may_make_namespaces() -> bool:
@@ -263,7 +266,7 @@ class NamespaceNetwork(Network):
 
     def _record(self, kind: str, name: str) -> None:
         if self.registry is not None:
-            self.registry.add_resource(kind, name)
+            self.registry.add_resource(kind, name, CLEANERS[kind])
         self._made.append((kind, name))
 
     def close(self) -> None:

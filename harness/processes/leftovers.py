@@ -62,10 +62,6 @@ class Recorded:
             return None
 
 
-# Resource kind -> "module:function" that removes one by name (idempotent), imported only
-# when a dead harness left such a resource behind.
-CLEANERS = {"netns": "harness.networks.netns:remove_namespace",
-            "link": "harness.networks.netns:remove_link"}
 _numbers = itertools.count(1)
 
 
@@ -80,7 +76,7 @@ class Registry:
         self.path = (directory or state_dir()) / (
             f"{os.getpid()}-{int(self._owner.create_time * 1000)}-{next(_numbers)}.json")
         self._processes: dict[int, Recorded] = {}
-        self._resources: list[tuple[str, str]] = []
+        self._resources: list[tuple[str, str, str]] = []
         self._lock = threading.Lock()
 
     def add(self, pid: int, name: str) -> None:
@@ -100,21 +96,25 @@ class Registry:
             if self._processes.pop(pid, None) is not None:
                 self._write()
 
-    def add_resource(self, kind: str, name: str) -> None:
+    def add_resource(self, kind: str, name: str, cleaner: str) -> None:
         """Record a resource about to be made (call before making it: a crash in between
-        leaves a record of something that does not exist, which the reaper skips)."""
-        if kind not in CLEANERS:
-            raise ValueError(f"unknown resource kind {kind!r}")
+        leaves a record of something that does not exist, which the reaper skips). `cleaner`
+        is the "module:function" that removes one by name, idempotently: the reaper imports
+        it only when a dead harness left the resource behind, and this package needs to know
+        nothing of what made it. Namespaces (kind "netns") are removed before anything else."""
+        if ":" not in cleaner:
+            raise ValueError(f"cleaner must be 'module:function', got {cleaner!r}")
         with self._lock:
-            if (kind, name) not in self._resources:
-                self._resources.append((kind, name))
+            if not any(r[:2] == (kind, name) for r in self._resources):
+                self._resources.append((kind, name, cleaner))
                 self._write()
 
     def remove_resource(self, kind: str, name: str) -> None:
         """Forget a resource that has been removed."""
         with self._lock:
-            if (kind, name) in self._resources:
-                self._resources.remove((kind, name))
+            kept = [r for r in self._resources if r[:2] != (kind, name)]
+            if len(kept) != len(self._resources):
+                self._resources = kept
                 self._write()
 
     def close(self) -> None:
@@ -149,7 +149,7 @@ def reap_stale(directory: Path | None = None) -> list[Recorded]:
             data = json.loads(path.read_text())
             owner = Recorded(**data["owner"])
             processes = [Recorded(**p) for p in data["processes"]]
-            resources = [(str(kind), str(name)) for kind, name in data.get("resources", [])]
+            resources = [tuple(map(str, record)) for record in data.get("resources", [])]
         except (OSError, ValueError, KeyError, TypeError):
             path.unlink(missing_ok=True)
             continue
@@ -164,11 +164,12 @@ def reap_stale(directory: Path | None = None) -> list[Recorded]:
         # Processes first: a namespace goes only once nothing runs in it. Links after
         # namespaces: deleting a namespace does not remove the root ends of its links.
         left = []
-        for kind, name in sorted(resources, key=lambda r: r[0] != "netns"):
+        for record in sorted(resources, key=lambda r: r[0] != "netns"):
             try:
-                _cleaner(kind)(name)
+                kind, name, cleaner = record
+                _cleaner(cleaner)(name)
             except Exception:          # kept on record: the next start tries again
-                left.append((kind, name))
+                left.append(record)
         if left:
             data.update(processes=[], resources=[list(r) for r in left])
             _write_atomically(path, data)
@@ -177,8 +178,9 @@ def reap_stale(directory: Path | None = None) -> list[Recorded]:
     return reaped
 
 
-def _cleaner(kind: str) -> Callable[[str], None]:
-    module, _, function = CLEANERS[kind].partition(":")
+def _cleaner(target: str) -> Callable[[str], None]:
+    """The function a resource's record names ("module:function")."""
+    module, _, function = target.partition(":")
     return getattr(importlib.import_module(module), function)
 
 

@@ -10,8 +10,8 @@ distribution that declares an entry point in the group `faultline.systems`:
 so that a user's adapter, in the user's own package, runs without editing faultline. The
 entry point names an `Adapter` subclass; its `name` must equal the entry point's name.
 
-May import: pluginkit, refnode (its adapter only), harness.processes, harness.rundirs (faultline's
-version), harness.networks.
+May import: pluginkit, refnode (from harness.systems.refnode only), harness.processes,
+harness.rundirs (faultline's version), harness.networks.
 """
 
 from __future__ import annotations

@@ -267,28 +267,29 @@ def test_a_guard_whose_harness_died_before_reading_the_pid_ends_its_command(tmp_
 
 def test_registered_resources_of_a_dead_harness_are_removed(tmp_path, state_dir,
                                                             monkeypatch):
-    """The reaper hands each resource of a dead harness to the cleaner of its kind, and
+    """The reaper hands each resource of a dead harness to the cleaner recorded with it, and
     keeps on record what could not be removed, for the next start."""
     from harness.processes import leftovers as registry_module
 
     removed = []
-    monkeypatch.setattr(registry_module, "_cleaner", lambda kind: (
-        (lambda name: removed.append((kind, name))) if name_ok(kind) else failing))
+    monkeypatch.setattr(registry_module, "_cleaner", lambda target: (
+        (lambda name: removed.append((target, name))) if name_ok(target) else failing))
 
-    def name_ok(kind):
-        return kind != "link"
+    def name_ok(target):
+        return target != "m:remove_link"
 
     def failing(name):
         raise OSError("busy")
 
     fake = {"owner": {"pid": 999_999_999, "create_time": 1.0, "name": "harness"},
-            "processes": [], "resources": [["link", "flx1b"], ["netns", "faultline-x1-n1"]]}
+            "processes": [], "resources": [["link", "flx1b", "m:remove_link"],
+                                           ["netns", "faultline-x1-n1", "m:remove_namespace"]]}
     state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / "999999999-1.json"
     path.write_text(json.dumps(fake))
     reap_stale(state_dir)
-    assert removed == [("netns", "faultline-x1-n1")]          # namespaces first
-    assert json.loads(path.read_text())["resources"] == [["link", "flx1b"]]
+    assert removed == [("m:remove_namespace", "faultline-x1-n1")]     # namespaces first
+    assert json.loads(path.read_text())["resources"] == [["link", "flx1b", "m:remove_link"]]
     monkeypatch.setattr(registry_module, "_cleaner", lambda kind: removed.append)
     reap_stale(state_dir)
     assert not path.exists()
