@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from checkers import registry
+from checkers.suite import make_checkers
 from harness import faults, networks, systems, workloads
 from harness.faults import schedule as fault_schedule
 from harness.networks.base import NetworkUnavailable
@@ -32,6 +33,8 @@ from pluginkit.options import OptionError
 
 DEFAULT_SYSTEM = "refnode"
 DEFAULT_NODES = 3
+# Seconds the checkers of a run may spend on its history (the linearizability search's budget).
+CHECK_BUDGET_SECONDS = 60.0
 
 
 class SpecError(ValueError):
@@ -157,7 +160,21 @@ class TestSpec:
         if not isinstance(self.name, str) or not self.name or "/" in self.name or \
                 self.name.startswith("."):
             raise SpecError(f"--name must be a plain file name, got {self.name!r}")
+        self._check_checkers()
         return self
+
+    def _check_checkers(self) -> None:
+        """Make the checkers a run of this test will judge it by (the workload's and those the
+        test adds) with the options they will get, so that one they refuse is a SpecError now,
+        not an error once the run is over."""
+        try:
+            workload = workloads.make_workload(self.workload, self.keys,
+                                               **self.workload_options())
+            names = list(dict.fromkeys([*workload.checkers, *(self.checkers or ())]))
+            make_checkers(names, workloads.checker_options(workload, names,
+                                                           budget=CHECK_BUDGET_SECONDS))
+        except (OptionError, registry.UnknownChecker, registry.BrokenChecker) as exc:
+            raise SpecError(f"checkers: {exc}") from None
 
     def workload_class(self) -> type[Workload]:
         """The class of the test's workload; SpecError when there is none."""

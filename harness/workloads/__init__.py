@@ -16,13 +16,16 @@ May import: checkers, pluginkit.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
+from checkers import registry
 from harness.workloads.base import Invocation, Mix, Workload
 from pluginkit import lookup as plugins
+from pluginkit.options import OptionError
 
 __all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "BrokenWorkload", "Invocation", "Mix",
-           "UnknownWorkload", "Workload", "entries", "find", "load", "make_workload", "names"]
+           "UnknownWorkload", "Workload", "checker_options", "entries", "find", "load",
+           "make_workload", "names"]
 
 ENTRY_POINT_GROUP = "faultline.workloads"
 # Built-in workloads: name -> "module:class", imported only when asked for. Once loaded, the
@@ -69,3 +72,28 @@ def make_workload(name: str, keys: int, *, mix: Mix | None = None, ops_per_key: 
     workload.set_check_options({key: value for key, value in given.items()
                                 if key in declared})
     return workload
+
+
+def checker_options(workload: Workload, names: Sequence[str] | None = None,
+                    **common: Any) -> dict[str, dict[str, Any]]:
+    """The options of each checker judging a history of `workload` (`names`, default the
+    workload's own checkers), by checker name: the workload's model, when it has one, its
+    checkers' options (`CHECK_OPTIONS`), and the run's `common` ones (the budget). Each value
+    goes to every checker that declares an option of its name, and to no other.
+
+    OptionError, naming the workload and the option, for a `CHECK_OPTIONS` option that none
+    of its own checkers declares: a value a test sets must reach a checker, never vanish.
+    UnknownChecker or BrokenChecker (`checkers.registry`) for a name."""
+    given = dict(common)
+    if workload.model is not None:
+        given["model"] = workload.model
+    given.update(workload.check_options())
+    declared = {name: {option.name for option in registry.find(name).OPTIONS}
+                for name in dict.fromkeys([*workload.checkers, *(names or ())])}
+    for option in workload.CHECK_OPTIONS:
+        if not any(option.name in declared[name] for name in workload.checkers):
+            raise OptionError(f"workload {workload.name}: its checkers' option "
+                              f"{option.name!r} is declared by none of its checkers "
+                              f"({', '.join(workload.checkers)})")
+    return {name: {key: value for key, value in given.items() if key in declared[name]}
+            for name in (workload.checkers if names is None else names)}

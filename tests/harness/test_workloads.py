@@ -23,11 +23,11 @@ from harness.cli import exits
 from harness.cli import main as cli
 from harness.cli.run import spec_from_args
 from harness.run.recorder import Recorder
-from harness.run.runner import _perform, check_choices, check_settings
+from harness.run.runner import _perform, check_choices
 from harness.run.spec import SpecError, TestSpec, from_toml
-from harness.workloads import Invocation, Workload, make_workload
+from harness.workloads import Invocation, Mix, Workload, checker_options, make_workload
 from harness.workloads.list_append import FINAL_KEYS_PER_TXN, MAX_MICRO_OPS
-from pluginkit.options import OptionError
+from pluginkit.options import Option, OptionError
 
 BUILTIN = ("list-append", "register", "session", "set")
 
@@ -114,14 +114,14 @@ def test_the_checkers_settings_come_from_what_the_workload_declares():
     register = make_workload("register", 2)
     assert check_choices(register) == {"model": {"name": "kv"}}
     # "kv": a cas-register per key
-    model = LinearizableChecker(check_settings(register)["linearizable"]).model
+    model = LinearizableChecker(checker_options(register)["linearizable"]).model
     assert model.name == "cas-register" and model.split_by_key
     txns = make_workload("list-append", 2)
     assert check_choices(txns) == {"consistency_models": ["strict-serializable"]}
     chosen = make_workload("list-append", 2,
                            consistency_models=["serializable", "read-committed"])
     assert check_choices(chosen) == {"consistency_models": ["serializable", "read-committed"]}
-    assert ListAppendChecker(check_settings(chosen)["list-append"]).consistency_models == (
+    assert ListAppendChecker(checker_options(chosen)["list-append"]).consistency_models == (
         "serializable", "read-committed")
     with pytest.raises(OptionError, match="must be one of"):
         make_workload("list-append", 2, consistency_models=["linearizable"])
@@ -276,7 +276,7 @@ def test_a_recorded_list_append_history_loads_and_a_serial_store_is_valid(tmp_pa
     # A read of a key never appended to is recorded null, and read as the empty list.
     assert any(mop[0] == "r" and mop[2] is None for op in history if op.type == "ok"
                for mop in op.value)
-    combined, _ = run_checkers(history, workload.checkers, check_settings(workload))
+    combined, _ = run_checkers(history, workload.checkers, checker_options(workload))
     assert combined["valid"] is True, combined
     assert combined["checkers"]["list-append"]["figures"]["models"] == {
         "strict-serializable": True}
@@ -286,7 +286,7 @@ def test_a_lost_append_makes_the_list_append_checker_say_invalid(tmp_path):
     store = MemoryTxnStore(lose=True)
     workload, history = _record_run(tmp_path / "history.jsonl", store)
     assert store.lost is not None
-    combined, _ = run_checkers(history, workload.checkers, check_settings(workload))
+    combined, _ = run_checkers(history, workload.checkers, checker_options(workload))
     assert combined["valid"] is False, combined
     assert combined["checkers"]["list-append"]["valid"] is False
 
@@ -324,3 +324,51 @@ def test_checking_a_run_directory_again_judges_by_the_models_the_run_recorded(tm
                      "serializable"]) == exits.VALID             # the command line wins
     figures = json.loads(capsys.readouterr().out)["checkers"]["list-append"]["figures"]
     assert figures["models"] == {"serializable": True}
+
+
+class GlobalSessions(Workload):
+    """A workload whose checkers' option is misnamed: `session_scope` is no option of the
+    session checker (its option is `scope`), so the value would reach nobody."""
+
+    name = "global-sessions"
+    OPS = ("read", "write")
+    checkers = ("session", "stats")
+    CHECK_OPTIONS = (Option("session_scope", "str", "global", "sessions across keys"),)
+
+    def default_mix(self) -> Mix:
+        return {"read": 0.5, "write": 0.5}
+
+
+class ScopedSessions(GlobalSessions):
+    """The same, spelt as the session checker spells its option."""
+
+    name = "scoped-sessions"
+    CHECK_OPTIONS = (Option("scope", "str", "global", "sessions across keys"),)
+
+
+def test_a_checkers_option_no_checker_of_the_workload_takes_is_refused():
+    with pytest.raises(OptionError, match="workload global-sessions: its checkers' option "
+                                          "'session_scope' is declared by none of its "
+                                          r"checkers \(session, stats\)"):
+        checker_options(GlobalSessions(2))
+    # Spelt as the session checker spells it, it reaches the session checker and no other.
+    assert checker_options(ScopedSessions(2)) == {"session": {"scope": "global"}, "stats": {}}
+
+
+def test_a_checker_that_refuses_the_runs_options_is_refused_before_the_run(monkeypatch):
+    """A checker the test adds gets the run's budget when it declares an option of that name;
+    one that cannot take it is a usage error before anything starts, never an error once the
+    run is over."""
+    from checkers import registry
+    from checkers.base import Applies, Checker
+
+    class WholeSeconds(Checker):
+        name = "whole-seconds"
+        APPLIES = Applies(("registers",), "registers")
+        OPTIONS = (Option("budget", "int", 1, "whole seconds"),)
+
+    real = registry.find
+    monkeypatch.setattr(registry, "find",
+                        lambda name: WholeSeconds if name == "whole-seconds" else real(name))
+    with pytest.raises(SpecError, match="checkers: checker whole-seconds: budget must be"):
+        TestSpec(checkers=["whole-seconds"], runs_dir="unused").validate()
