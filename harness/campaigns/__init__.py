@@ -6,5 +6,6 @@
 - `junit`: the outcome as JUnit XML;
 - `validate`: the planted-bug matrix, the shipped campaign file `validate.toml`.
 
-May import: harness.networks, harness.processes, harness.proxy, harness.run, harness.systems.
+May import: harness.networks, harness.processes, harness.proxy, harness.run, harness.rundirs,
+harness.systems.
 """

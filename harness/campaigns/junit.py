@@ -17,6 +17,7 @@ from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
 from harness.campaigns.cell import RAN
 from harness.campaigns.matrix import VALID, Campaign, Cell
+from harness.rundirs import store
 
 MET, SHORT = "met", "could-not-run"        # a row's status, as `faultline campaign` sums it up
 
@@ -46,7 +47,8 @@ def write_junit(path: Path, campaign: Campaign, outcomes: dict[str, dict[str, An
                                            f"seeds")]
                 else:
                     failure = Failure(what, "unexpected")
-                    failure.text = f"replay: faultline replay {found.get('run_dir')}"
+                    failure.text = f"replay: {store.replay_command(found['run_dir'])}" \
+                        if found.get("run_dir") else "no run directory to replay"
                     case.result = [failure]
             if found and found.get("run_dir"):
                 case.system_out = f"run directory: {found['run_dir']}"

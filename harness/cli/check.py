@@ -34,7 +34,8 @@ def register(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Check a history file (JSON Lines, Jepsen EDN or Jepsen log) or a run\n"
                     "directory (its history.jsonl; results.json is written into it).\n"
-                    "Exit codes: 0 valid, 1 invalid, 2 unknown (budget spent), 3 bad input.")
+                    "Exit codes: 0 valid, 1 invalid, 2 unknown (budget spent, or a run\n"
+                    "interrupted before its end), 3 bad input.")
     p.add_argument("-h", "--help", action=_HelpWithCheckers,
                    help="show this help message, with the checkers installed, and exit")
     p.add_argument("path", nargs="?", help="a history file or a run directory")
@@ -195,11 +196,14 @@ def run(args: argparse.Namespace) -> int:
         combined["model"] = {"name": model_name, **model_options}
     combined["seconds"] = {"read": round(read_seconds, 3),
                            "check": round(time.perf_counter() - started, 3)}
+    interrupted = store.interruption(run_dir) if run_dir else None
     if run_dir:
         # What the run itself recorded stays; only the checkers' verdicts are new.
         recorded = _recorded_results(run_dir)
         combined.update({k: recorded[k] for k in RECORDED_BY_THE_RUN if k in recorded})
         combined.update(placement(results, history))
+        if interrupted:
+            _judge_interrupted(combined, interrupted)
         store.write_json(run_dir / store.RESULTS_FILE, combined)
         report_path = _rebuild_report(run_dir)
     else:
@@ -211,6 +215,10 @@ def run(args: argparse.Namespace) -> int:
                              else None)
         if report_path is not None:
             terminal.out.print(f"report written to {report_path}")
+    if interrupted:
+        # One line, on stderr when stdout is JSON: why the verdict is what it is.
+        (terminal.err if args.json else terminal.out).print(
+            combined["interrupted"]["reason"], markup=False, soft_wrap=True)
     if combined["valid"] is True and combined.get("liveness", {}).get("recovered") is False:
         return exits.LIVENESS           # safe, but the run's cluster never recovered
     return exit_code(combined["valid"])
@@ -227,6 +235,19 @@ def _rebuild_report(run_dir: Path) -> Path | None:
             type(exc).__name__, exc)
         return None
     return build_quietly(run_dir)
+
+
+def _judge_interrupted(combined: dict[str, Any], interrupted: dict[str, Any]) -> None:
+    """The verdict of a run cut short (store.interruption): a violation found in the part of
+    the history there is stands, as invalid; anything else is unknown, never valid, for what
+    the missing end (and the recovery never tried) might have shown. results.json says so in
+    its `interrupted`, whose `reason` is one line for a person."""
+    if combined["valid"] is False:
+        reason = f"{interrupted['reason']}; the violation found in it stands"
+    else:
+        combined["valid"] = "unknown"
+        reason = f"{interrupted['reason']}; the verdict is unknown"
+    combined["interrupted"] = {**interrupted, "reason": reason}
 
 
 # Parts of a run's results.json that only the run could know, kept by a re-check.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import secrets
+import signal
 import sys
 import time
 import tomllib
@@ -23,6 +24,7 @@ from rich.table import Table
 
 from checkers.list_append import MODELS as LIST_APPEND_MODELS
 from harness import systems, workloads
+from harness.campaigns.cell import interrupt_on
 from harness.cli import exits, terminal
 from harness.faults import names as fault_names
 from harness.faults import schedule as fault_schedule
@@ -244,11 +246,18 @@ def execute(spec: TestSpec, argv: list[str]) -> int:
     for line in fault_schedule.describe_plan(plan_schedule(spec)):
         terminal.err.print(line, highlight=False)
     display = _LiveProgress()
+    # SIGTERM (a CI job cancelled, a service stopped) stops the run as Ctrl-C does: it
+    # cleans up and marks its directory interrupted rather than dying with its history whole
+    # in appearance.
+    interrupt_on(signal.SIGTERM)
     try:
         with display:
             result = run_test(spec, argv=argv, on_progress=display.update)
     except KeyboardInterrupt:
-        terminal.err.print("interrupted: every process of the run has been ended")
+        terminal.err.print("interrupted: every process of the run has been ended; its "
+                           "directory is marked interrupted")
+        if Path(spec.runs_dir).is_dir():       # else stopped before the run had a directory
+            _refresh_index(Path(spec.runs_dir))
         return exits.INTERRUPTED
     print_summary(result)
     _refresh_index(Path(spec.runs_dir))
@@ -393,4 +402,5 @@ def print_summary(result: RunResult) -> None:
     out.print(f"run directory: {result.run_dir}")
     if (result.run_dir / "report.html").exists():
         out.print(f"report: {result.run_dir / 'report.html'}")
-    out.print(f"replay: {result.replay_command}")
+    # Whole on one line, however long, and never read as markup: it is for pasting.
+    out.print(f"replay: {result.replay_command}", markup=False, soft_wrap=True)

@@ -19,8 +19,8 @@ from rich.measure import Measurement
 from rich.table import Table
 
 from harness.cli import exits, terminal
-from harness.rundirs.catalog import (DAMAGED, INCOMPLETE, RunSummary, find_runs, format_seconds,
-                                     format_size, is_run_dir, list_runs)
+from harness.rundirs.catalog import (DAMAGED, INCOMPLETE, INTERRUPTED, RunSummary, find_runs,
+                                     format_seconds, format_size, is_run_dir, list_runs)
 from harness.rundirs.compare import compare
 from harness.rundirs.index import INDEX_FILE, write_index
 from harness.rundirs.prune import PruneRefused, latest_target, mend_latest, parse_duration, plan
@@ -29,7 +29,8 @@ from harness.rundirs.serve import make_server, server_url
 
 DEFAULT_RUNS_DIR = "runs"
 DEFAULT_PORT = 8080
-_VERDICT_MARKUP = {INCOMPLETE: "[dim]running or incomplete[/]", DAMAGED: "[bold magenta]damaged[/]"}
+_VERDICT_MARKUP = {INCOMPLETE: "[dim]running or incomplete[/]",
+                   DAMAGED: "[bold magenta]damaged[/]", INTERRUPTED: "[bold yellow]interrupted[/]"}
 
 
 def register(sub) -> None:
@@ -129,6 +130,8 @@ def runs(args: argparse.Namespace) -> int:
 def _verdict_markup(run: RunSummary) -> str:
     text = _VERDICT_MARKUP.get(run.verdict) or terminal.verdict_text(
         {"valid": True, "INVALID": False}.get(run.verdict, "unknown"))
+    if run.interrupted and run.verdict != INTERRUPTED:
+        text += " [yellow](interrupted)[/]"        # a violation in a history cut short
     return text + (" [yellow](not recovered)[/]" if run.recovered is False else "")
 
 

@@ -197,6 +197,10 @@ def read_run(run_dir: Path) -> RunData:
     data.results = _read_json_file(run_dir / store.RESULTS_FILE, data.problems,
                                    "the run was not checked (yet): no verdict; "
                                    "`faultline check` on this directory makes one")
+    interrupted = store.interruption(run_dir)
+    if interrupted:
+        data.problems.append(f"{interrupted['reason']} (Ctrl-C or SIGTERM): what the report "
+                             "shows is the part the run recorded")
     cluster_path = run_dir / CLUSTER_FILE
     if cluster_path.exists():
         data.cluster = _read_json_file(cluster_path, data.problems, "")
@@ -459,7 +463,7 @@ def _natural(name: str) -> tuple:
 def _files(run_dir: Path) -> list[str]:
     """The run's files worth a link, relative to the run directory."""
     names = [store.TEST_FILE, store.HISTORY_FILE, store.RESULTS_FILE, store.OBSERVATIONS_FILE,
-             CLUSTER_FILE, "proxy.log"]
+             store.INTERRUPTED_FILE, CLUSTER_FILE, "proxy.log"]
     found = [name for name in names if (run_dir / name).is_file()]
     nodes = run_dir / "nodes"
     if nodes.is_dir():

@@ -20,6 +20,7 @@ from typing import Any, Iterable
 import orjson
 
 from harness.report.data import FaultBand, RunData, Violation, find_violation, read_run
+from harness.rundirs import store
 
 REPORT_FILE = "report.html"
 FIGURE_ROWS_MAX = 60          # rows of one checker's figures shown
@@ -177,7 +178,7 @@ def _summary(data: RunData) -> str:
             rows.append(("nemesis options", _compact(spec["nemesis_options"])))
     if isinstance(test.get("command"), list):
         rows.append(("command", " ".join(map(str, test["command"]))))
-    rows.append(("replay", f"faultline replay {data.run_dir}"))
+    rows.append(("replay", store.replay_command(data.run_dir)))
     counts: dict[str, int] = {}
     for op in data.ops:
         counts[op.outcome] = counts.get(op.outcome, 0) + 1

@@ -71,7 +71,8 @@ class RunResult:
 
     @property
     def replay_command(self) -> str:
-        return f"faultline replay {self.run_dir}"
+        """The shell command that replays this run with the faultline running now."""
+        return store.replay_command(self.run_dir)
 
 
 def plan_schedule(spec: TestSpec) -> list[dict[str, Any]]:
@@ -120,12 +121,30 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
 
     started = time.monotonic()
     recorder = Recorder(run_dir / store.HISTORY_FILE)
+    report = _Reporter(on_progress, spec, recorder, started)
+    try:
+        result = _carry_out(spec, system, workload, checkers, run_dir, recorder, report,
+                            started, observing)
+    except KeyboardInterrupt:
+        # Ctrl-C, or SIGTERM where the caller makes it one: the run has cleaned up (the
+        # finally clauses ran first); its directory must not pass for a whole run.
+        last = recorder.events[-1].time / 1e9 if recorder.events else None
+        store.mark_interrupted(run_dir, report.phase, last, len(recorder.events))
+        raise
+    _build_report(run_dir)
+    return result
+
+
+def _carry_out(spec: TestSpec, system, workload: Workload, checkers: list[str], run_dir: Path,
+               recorder: Recorder, report: _Reporter, started: float,
+               observing: bool) -> RunResult:
+    """The phases of `run_test` from the cluster's start to results.json."""
+    seed = spec.seed
     liveness: dict[str, Any] = {}
     cluster = Cluster(system, spec.nodes, run_dir, seed, network=spec.network)
     observer = None
     nemesis = None
     try:
-        report = _reporter(on_progress, spec, recorder, started)
         report("starting", [])
         cluster.start()
         if observing:
@@ -143,6 +162,9 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
             while (left := spec.time_limit - (time.monotonic() - test_started)) > 0:
                 report("running", list(nemesis.active))
                 time.sleep(min(0.25, left))
+        except KeyboardInterrupt:
+            report.hold()           # interrupted while running, not while stopping clients
+            raise
         finally:
             nemesis.stop()
             report("stopping clients", list(nemesis.active))
@@ -182,7 +204,6 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
     combined.update(placement(results, recorder.events))
     store.write_json(run_dir / store.RESULTS_FILE, combined)
     elapsed = time.monotonic() - started
-    _build_report(run_dir)
     return RunResult(run_dir, seed, combined["valid"], liveness, combined, elapsed,
                      dict(recorder.counts), (spec.system_options or {}).get("bug"))
 
@@ -230,12 +251,30 @@ def _build_report(run_dir: Path) -> None:
     build_quietly(run_dir)
 
 
-def _reporter(on_progress, spec: TestSpec, recorder: Recorder, started: float):
-    def report(phase: str, active: list[str]) -> None:
-        if on_progress is not None:
-            on_progress(RunProgress(time.monotonic() - started, spec.time_limit,
-                                 dict(recorder.counts), active, phase))
-    return report
+class _Reporter:
+    """`report(phase, active faults)` passes the run's progress to `on_progress`; `phase` is
+    the phase the run is in, what an interruption's marker names."""
+
+    def __init__(self, on_progress, spec: TestSpec, recorder: Recorder, started: float):
+        self._on_progress = on_progress
+        self._spec = spec
+        self._recorder = recorder
+        self._started = started
+        self._held = False
+        self.phase = "starting"
+
+    def __call__(self, phase: str, active: list[str]) -> None:
+        if not self._held:
+            self.phase = phase
+        if self._on_progress is not None:
+            self._on_progress(RunProgress(time.monotonic() - self._started,
+                                          self._spec.time_limit, dict(self._recorder.counts),
+                                          active, phase))
+
+    def hold(self) -> None:
+        """Keep `phase` as it is from now on: the run is being interrupted, and the phases
+        its cleanup reports are not where it was stopped."""
+        self._held = True
 
 
 def _wait_for_leader(cluster: Cluster, timeout: float) -> str | None:

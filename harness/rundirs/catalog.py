@@ -7,7 +7,9 @@ puts them under `D/validate-<case>/`). Symbolic links (`latest`) are never follo
 is listed twice and nothing outside the runs directory is read.
 
 Runs are read while campaigns may still be writing them, and after crashes: a summary never
-raises. A run without results.json is "incomplete" (running, or cut short); one whose JSON
+raises. A run without results.json is "incomplete" (running, or cut short); one stopped by
+Ctrl-C or SIGTERM (its interrupted.json) is "interrupted", checked or not, unless a violation
+was found in what it recorded ("INVALID", and `interrupted` says the rest); one whose JSON
 cannot be read is "damaged", with the reason.
 """
 
@@ -26,7 +28,7 @@ import orjson
 from harness.rundirs import store
 
 VALID, INVALID, UNKNOWN = "valid", "INVALID", "unknown"
-INCOMPLETE, DAMAGED = "incomplete", "damaged"
+INCOMPLETE, DAMAGED, INTERRUPTED = "incomplete", "damaged", "interrupted"
 # A run directory's name: its start (UTC, to the second), its seed, and a suffix when two
 # runs of one test started in the same second (store.create_run_dir).
 RUN_NAME = re.compile(r"^(\d{8}T\d{6}Z)-s(-?\d+)(?:-(\d+))?$")
@@ -54,6 +56,7 @@ class RunSummary:
     size_bytes: int = 0
     modified: float = 0.0
     problem: str | None = None      # why the run is damaged
+    interrupted: bool = False       # stopped before its end (store.INTERRUPTED_FILE)
     order: tuple = ()               # tie-breaks runs started in the same second
 
     @property
@@ -67,7 +70,8 @@ class RunSummary:
                 "verdict": self.verdict, "recovered": self.recovered,
                 "first_violation_seconds": self.first_violation_seconds,
                 "duration_seconds": self.duration_seconds, "size_bytes": self.size_bytes,
-                "path": str(self.path), "problem": self.problem}
+                "path": str(self.path), "problem": self.problem,
+                "interrupted": self.interrupted}
 
 
 def is_run_dir(path: Path) -> bool:
@@ -153,6 +157,10 @@ def summarize(run_dir: Path) -> RunSummary:
             summary.recovered = liveness["recovered"]
         if isinstance(results.get("first_violation_seconds"), (int, float)):
             summary.first_violation_seconds = results["first_violation_seconds"]
+    summary.interrupted = os.path.lexists(run_dir / store.INTERRUPTED_FILE)
+    if summary.interrupted and summary.verdict != INVALID:
+        # Cut short: what it recorded may look valid, but its end (and recovery) never came.
+        summary.verdict = INTERRUPTED
     if problem:
         summary.verdict, summary.problem = DAMAGED, problem
     return summary

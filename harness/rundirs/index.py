@@ -14,14 +14,14 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-from harness.rundirs.catalog import (DAMAGED, INCOMPLETE, INVALID, UNKNOWN, VALID, RunSummary,
-                                     format_seconds, format_size, list_runs)
+from harness.rundirs.catalog import (DAMAGED, INCOMPLETE, INTERRUPTED, INVALID, UNKNOWN, VALID,
+                                     RunSummary, format_seconds, format_size, list_runs)
 
 INDEX_FILE = "index.html"
 REPORT_FILE = "report.html"         # each run's report (harness.report.html writes it)
 
 _VERDICT_CLASS = {VALID: "valid", INVALID: "invalid", UNKNOWN: "unknown",
-                  INCOMPLETE: "incomplete", DAMAGED: "damaged"}
+                  INCOMPLETE: "incomplete", DAMAGED: "damaged", INTERRUPTED: "interrupted"}
 _VERDICT_WORDS = {INCOMPLETE: "running or incomplete"}
 _STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
@@ -34,6 +34,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .unknown { color: #9a6700; font-weight: bold; }
 .incomplete { color: #6e7781; }
 .damaged { color: #8250df; font-weight: bold; }
+.interrupted { color: #9a6700; font-weight: bold; }
 .note { color: #9a6700; }
 """
 
@@ -95,8 +96,10 @@ def _row(runs_dir: Path, run: RunSummary) -> str:
     e = html.escape
     verdict = _VERDICT_WORDS.get(run.verdict, run.verdict)
     note = ""
+    if run.interrupted and run.verdict != INTERRUPTED:
+        note += ' <span class="note">(interrupted)</span>'
     if run.recovered is False:
-        note = ' <span class="note">(not recovered)</span>'
+        note += ' <span class="note">(not recovered)</span>'
     title = f' title="{e(run.problem)}"' if run.problem else ""
     violation = "" if run.first_violation_seconds is None else \
         f"{run.first_violation_seconds:g} s"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -285,8 +286,11 @@ def test_rows_that_miss_fail_in_junit_and_the_exit_code_says_so(tmp_path):
         (failure,) = case.result
         assert isinstance(failure, Failure)
         assert "expected valid, the run was invalid: set-full" in failure.message
-        assert "faultline replay" in failure.text
         assert "run directory: " in case.system_out
+        # The faultline that ran the campaign replays it: here `python -m harness`.
+        run_dir = case.system_out.removeprefix("run directory: ")
+        assert failure.text == (f"replay: {shlex.quote(sys.executable)} -m harness replay "
+                                f"{shlex.quote(run_dir)}")
     _nothing_left(tmp_path)
 
 
