@@ -22,20 +22,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from checkers import registry
-from checkers.base import CheckContext
-from checkers.suite import run_checkers
+from checkers.base import CheckContext, Checker
+from checkers.suite import judge, make_checkers
 from harness.faults import schedule as fault_schedule
 from harness.run.cluster import Cluster
 from harness.run.observer import Observer
 from harness.run.recorder import Recorder
-from harness.run.spec import TestSpec
+from harness.run.spec import CHECK_BUDGET_SECONDS, TestSpec
 from harness.run.violations import placement
 from harness.rundirs import store
 from harness.systems.base import LeaderProbe, StatusProbe, SystemUnavailable
-from harness.workloads import Invocation, Workload, make_workload
+from harness.workloads import Invocation, Workload, checker_options, make_workload
 
-CHECK_BUDGET_SECONDS = 60.0
 FINAL_READ_ATTEMPTS = 10
 IDLE_POLL = 0.05            # seconds between looks at the clock in a phase without operations
 # Each client's patience, as a share of the test's op timeout: clients differ, as an
@@ -102,16 +100,20 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
     if spec.seed is None:
         spec.seed = secrets.randbelow(2 ** 31)
     seed = spec.seed
-    runs_dir = Path(spec.runs_dir)
-    run_dir = store.create_run_dir(runs_dir, spec.name, seed)
     workload = make_workload(spec.workload, spec.keys, mix=spec.mix,
                              ops_per_key=spec.ops_per_key, **spec.workload_options())
-    plan_schedule(spec)
     # Election safety is checked from the nodes' own reports, when the system gives them.
     observing = isinstance(system, StatusProbe)
-    # The workload's checkers, those the test adds, and election safety when observed.
+    # The workload's checkers, those the test adds, and election safety when observed: made
+    # before anything starts (`TestSpec.validate` has made them once already), so that an
+    # option one refuses is said before the run, never after it.
     checkers = list(dict.fromkeys([*workload.checkers, *(spec.checkers or ()),
                                    *(["election-safety"] if observing else [])]))
+    made = make_checkers(checkers, checker_options(workload, checkers,
+                                                   budget=CHECK_BUDGET_SECONDS))
+    runs_dir = Path(spec.runs_dir)
+    run_dir = store.create_run_dir(runs_dir, spec.name, seed)
+    plan_schedule(spec)
     store.write_json(run_dir / store.TEST_FILE, {
         "test": spec.to_json(), "command": argv or sys.argv, "versions": store.versions(),
         "system": {"name": spec.system, "options": system.options,
@@ -123,7 +125,7 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
     recorder = Recorder(run_dir / store.HISTORY_FILE)
     report = _Reporter(on_progress, spec, recorder, started)
     try:
-        result = _carry_out(spec, system, workload, checkers, run_dir, recorder, report,
+        result = _carry_out(spec, system, workload, made, run_dir, recorder, report,
                             started, observing)
     except KeyboardInterrupt:
         # Ctrl-C, or SIGTERM where the caller makes it one: the run has cleaned up (the
@@ -135,7 +137,7 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
     return result
 
 
-def _carry_out(spec: TestSpec, system, workload: Workload, checkers: list[str], run_dir: Path,
+def _carry_out(spec: TestSpec, system, workload: Workload, checkers: list[Checker], run_dir: Path,
                recorder: Recorder, report: _Reporter, started: float,
                observing: bool) -> RunResult:
     """The phases of `run_test` from the cluster's start to results.json."""
@@ -195,9 +197,7 @@ def _carry_out(spec: TestSpec, system, workload: Workload, checkers: list[str], 
     report("checking", [])
     context = CheckContext(source=str(run_dir / store.HISTORY_FILE),
                            observations=observer.records if observer is not None else None)
-    combined, results = run_checkers(
-        recorder.events, checkers,
-        check_settings(workload, checkers, budget=CHECK_BUDGET_SECONDS), context)
+    combined, results = judge(recorder.events, checkers, context)
     combined["liveness"] = liveness
     combined["faults"] = nemesis.report() if nemesis is not None else {}
     combined["seed"] = seed
@@ -218,23 +218,6 @@ def check_choices(workload: Workload) -> dict[str, Any]:
     for name, value in workload.check_options().items():
         choices[name] = list(value) if isinstance(value, (list, tuple)) else value
     return choices
-
-
-def check_settings(workload: Workload, names: list[str] | None = None,
-                   **common: Any) -> dict[str, dict[str, Any]]:
-    """The options of each checker judging a history of `workload` (`names`, default the
-    workload's own checkers), by checker name: the workload's model, when it has one, its
-    checkers' options (`CHECK_OPTIONS`), and the run's `common` ones (the budget). Each value
-    goes to every checker that declares an option of its name, and to no other."""
-    given = dict(common)
-    if workload.model is not None:
-        given["model"] = workload.model
-    given.update(workload.check_options())
-    settings = {}
-    for name in workload.checkers if names is None else names:
-        declared = {option.name for option in registry.find(name).OPTIONS}
-        settings[name] = {key: value for key, value in given.items() if key in declared}
-    return settings
 
 
 def _build_report(run_dir: Path) -> None:
