@@ -45,7 +45,9 @@ def test_a_file_named_faultline_that_is_not_executable_is_not_taken(tmp_path, mo
     assert store.faultline_command() == f"{shlex.quote(sys.executable)} -m harness"
 
 
-@pytest.mark.parametrize("how", ["script", "module"])
+# The module form's words are tested above; pasting it runs the same shell path as the
+# script's, so it waits for the slow tests (`make test-slow`).
+@pytest.mark.parametrize("how", ["script", pytest.param("module", marks=pytest.mark.slow)])
 def test_the_printed_replay_command_replays_the_run_when_pasted(tmp_path, how):
     if how == "script" and not SCRIPT.is_file():
         pytest.skip(f"no faultline script beside {sys.executable}")
