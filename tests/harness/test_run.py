@@ -264,6 +264,7 @@ def test_a_sigkilled_netns_run_is_reaped_at_the_next_start(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+        reap_stale(state / "live")      # a failed assertion above must not leak namespaces
 
 
 def test_mixes_and_phases_shape_the_load():
