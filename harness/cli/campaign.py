@@ -69,7 +69,7 @@ def campaign_command(args: argparse.Namespace) -> int:
     check_runs_dir(args.runs_dir)
     if args.junit is not None and not args.junit.parent.is_dir():
         raise exits.UsageError(f"--junit {args.junit}: no directory {args.junit.parent} to "
-                             f"write it in")
+                               f"write it in")
     if not args.scheduler:
         # On Dask the workers run the tests: what they need is checked where they run.
         _check_available(campaign)
@@ -244,7 +244,7 @@ def _check_available(campaign: Campaign) -> None:
         found = spec.adapter().availability()
         if not found.available:
             raise exits.UsageError(f"{campaign.source}: row {row.label}: {spec.system} cannot "
-                                 f"run here: {found.detail}; install: {found.install}")
+                                   f"run here: {found.detail}; install: {found.install}")
 
 
 def _write_index(campaign_dir: Path) -> None:

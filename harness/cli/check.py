@@ -144,13 +144,13 @@ def run(args: argparse.Namespace) -> int:
         return run_manifest(Path(args.manifest), args)
     if not args.path:
         raise exits.UsageError("check needs a PATH (a history file or a run directory) or "
-                             "--manifest FILE")
+                               "--manifest FILE")
     path = Path(args.path)
     run_dir = path if path.is_dir() else None
     history_path = path / store.HISTORY_FILE if run_dir else path
     if run_dir and not history_path.exists():
         raise exits.UsageError(f"{path} is a directory without a {store.HISTORY_FILE}: not a run "
-                             "directory")
+                               "directory")
     stored = _stored_test(run_dir) if run_dir else {}
 
     names = _checker_names(args.checker) or stored.get("checkers") or \
@@ -159,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     bad = [name for name in names if name not in known]
     if bad:
         raise exits.UsageError(f"unknown checker {', '.join(map(repr, bad))}; checkers: "
-                             f"{', '.join(known)}")
+                               f"{', '.join(known)}")
     model_name, model_options = _model_choice(args, stored)
     options = _checker_options(args, stored, model_name, model_options)
     # Every option is refused before the history is read: the model's too, when the checkers
@@ -175,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
     read_seconds = time.perf_counter() - started
     if not any(True for _ in client_events(history)):
         raise exits.UsageError(f"{history_path}: no client operations (an empty history checks "
-                             "nothing)")
+                               "nothing)")
     if not names:
         # Nothing asked for: the checkers fit for the operations the history holds.
         try:
@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
             raise exits.UsageError(str(exc)) from None
         checkers = _make(names, options)
     with terminal.check_progress(f"checking {len(history):,} events with {', '.join(names)}",
-                               quiet=args.json) as context.progress:
+                                 quiet=args.json) as context.progress:
         started = time.perf_counter()
         combined, results = judge(history, checkers, context)
     combined["history"] = str(history_path)
@@ -212,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(combined, default=str))
     else:
         terminal.print_results(combined, results, written=run_dir / store.RESULTS_FILE if run_dir
-                             else None)
+                               else None)
         if report_path is not None:
             terminal.out.print(f"report written to {report_path}")
     if interrupted:
@@ -320,7 +320,7 @@ def _model_choice(args, stored: dict) -> tuple[str, dict[str, Any]]:
             options["initial"] = json.loads(args.initial)
         except json.JSONDecodeError:
             raise exits.UsageError(f"--initial must be JSON (e.g. 0, null, '\"\"'), got "
-                                 f"{args.initial!r}") from None
+                                   f"{args.initial!r}") from None
     for option in ("nil_read", "failed_cas", "partition"):
         value = getattr(args, option)
         if value is not None:

@@ -91,7 +91,7 @@ def runs_directory(text: str) -> Path:
         raise exits.UsageError(f"{path}: not a directory (RUNS_DIR is a directory of runs)")
     if is_run_dir(path):
         raise exits.UsageError(f"{path}: a run directory, not a directory of runs (give the "
-                             f"directory it is in, or compare it with --compare)")
+                               f"directory it is in, or compare it with --compare)")
     return path
 
 
@@ -175,7 +175,7 @@ def _keep(text: str | None) -> int | None:
         raise exits.UsageError(f"--keep: not a whole number: {text!r}") from None
     if keep < 1:
         raise exits.UsageError(f"--keep must be 1 or more, got {keep} (to remove every run, "
-                             f"use --older-than)")
+                               f"use --older-than)")
     return keep
 
 
@@ -290,7 +290,7 @@ def serve(args: argparse.Namespace) -> int:
     root = runs_directory(args.runs_dir)
     if not _is_loopback(args.host) and not args.public:
         raise exits.UsageError(f"--host {args.host} is not a loopback address: anyone who can "
-                             f"reach it could read every run; add --public to serve it anyway")
+                               f"reach it could read every run; add --public to serve it anyway")
     if not 0 <= args.port <= 65535:
         raise exits.UsageError(f"--port must be 0 to 65535, got {args.port}")
     try:

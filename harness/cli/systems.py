@@ -87,7 +87,7 @@ def list_systems(args: argparse.Namespace) -> int:
     known = systems.entries()
     if args.name is not None and args.name not in known:
         raise exits.UsageError(f"unknown system {args.name!r}; systems: "
-                             f"{', '.join(sorted(known))}")
+                               f"{', '.join(sorted(known))}")
     names = [args.name] if args.name else sorted(known)
     rows = [describe(known[name]) for name in names]
     if args.json:

@@ -1,10 +1,11 @@
 """Fault kinds as plug-ins, found through the `faultline.faults` entry point: the example's
 torn-write fault (examples/adapter/tinykv_fault.py), installed here as a distribution on the
 path beside its tinykv adapter, listed, offered only to tinykv, and run for real (with the
-example's checker, version-integrity, at the end of the same run); and the registry's answers for a name nobody declares, an entry point that cannot be imported, a class
-that is not a fault kind, and a fault kind that calls itself by another name. The plug-ins are
-installed after faultline was imported, as a user's would be: nothing may have frozen the list
-of names by then."""
+example's checker, version-integrity, at the end of the same run); and the registry's answers
+for a name nobody declares, an entry point that cannot be imported, a class that is not a
+fault kind, a fault kind that calls itself by another name, and one that gives a built-in
+option another meaning. The plug-ins are installed after faultline was imported, as a user's
+would be: nothing may have frozen the list of names by then."""
 
 from __future__ import annotations
 
