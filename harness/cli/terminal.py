@@ -7,6 +7,7 @@ output of a command keeps only its results.
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -26,6 +27,32 @@ if not err.is_terminal:
 
 _VERDICT_STYLE = {True: ("valid", "bold green"), False: ("INVALID", "bold red"),
                   "unknown": ("unknown", "bold yellow")}
+
+# Text from a history (a value written or read) is shortened for the terminal, kept whole in
+# results.json: a run of this many characters without a space is a value, not words, and is
+# cut to its start and its length; a whole text longer than a screenful is cut too. A 10 MB
+# value took 190 s to print (rich wrapping it line by line) and filled 57 MB of output.
+LONG_RUN = 60
+_LONG_RUN = re.compile(r"\S{%d,}" % (LONG_RUN + 1))
+LONG_TEXT = 2000
+
+
+def shorten(text: Any) -> str:
+    """`text` as a string short enough for a terminal: each run of more than LONG_RUN
+    characters without a space as its first 24 and its length ("'abc...' (N chars)", N
+    counting what stands between the quotes of a quoted value), and the whole cut after
+    LONG_TEXT characters with a word of how much more there is (results.json has all)."""
+    text = _LONG_RUN.sub(_shortened_run, str(text))
+    if len(text) > LONG_TEXT:
+        text = f"{text[:LONG_TEXT]}... ({len(text) - LONG_TEXT:,} more chars in results.json)"
+    return text
+
+
+def _shortened_run(match: re.Match) -> str:
+    run = match.group()
+    quote = run[0] if run[0] in "'\"" and run.endswith(run[0]) else ""
+    inner = run[1:-1] if quote else run
+    return f"{quote}{inner[:24]}...{quote} ({len(inner):,} chars)"
 
 
 def verdict_text(valid: Any) -> str:
@@ -102,7 +129,7 @@ def print_context(results: dict) -> None:
     first = results.get("first_violation")
     if first:
         served = f", served by {first['node']}" if first.get("node") else ""
-        what = f": {first['op']}{served}" if first.get("op") else ""
+        what = f": {shorten(first['op'])}{served}" if first.get("op") else ""
         out.print(f"first violation at {first['seconds']} s into the run{what}")
         out.print(f"  faults in force then: {'; '.join(first['faults']) or 'none'}")
         if first.get("last_fault"):
@@ -128,7 +155,7 @@ def print_results(combined: dict, results: list, written: Path | None = None) ->
     table.add_column("verdict")
     table.add_column("summary", overflow="fold")
     for result in results:
-        table.add_row(result.checker, verdict_text(result.valid), result.summary)
+        table.add_row(result.checker, verdict_text(result.valid), shorten(result.summary))
     out.print(table)
     for result in results:
         if result.valid is False and result.counterexample:
@@ -147,21 +174,21 @@ def _print_counterexample(result) -> None:
     if result.checker == "linearizable":
         key = "" if ce.get("key") is None else f"key: {ce['key']}   "
         out.print(f"  {key}method: {ce.get('method')}")
-        out.print(f"  {ce.get('explanation')}")
+        out.print(f"  {shorten(ce.get('explanation'))}")
         op = ce["op"]
         where = f"event {op.get('invoke_index')}" + \
             (f", served by {op['node']}" if op.get("node") else "")
-        out.print(f"  cannot place: {op['description']} ({where})")
-        out.print(f"  state before it: {ce.get('state_before')}")
+        out.print(f"  cannot place: {shorten(op['description'])} ({where})")
+        out.print(f"  state before it: {shorten(ce.get('state_before'))}")
         if ce.get("prefix_length"):
             out.print(f"  longest linearizable prefix: {ce['prefix_length']} ops, ending with:")
             for op in ce.get("prefix_tail", []):
-                out.print(f"    {op['description']}")
+                out.print(f"    {shorten(op['description'])}")
         for label in ("conflicting", "concurrent"):
             if ce.get(label):
                 out.print(f"  {label} ops:")
                 for op in ce[label]:
-                    out.print(f"    {op['description']}")
+                    out.print(f"    {shorten(op['description'])}")
         return
     # Other checkers' counterexamples are JSON: one readable line per entry, operations by
     # their descriptions, raw times and indexes (kept in results.json) left out.
@@ -172,11 +199,11 @@ def _print_counterexample(result) -> None:
         if isinstance(value, list):
             out.print(f"  {label}:" + ("" if value else " none"))
             for item in value[:10]:
-                out.print(f"    {readable(item)}", highlight=False)
+                out.print(f"    {shorten(readable(item))}", highlight=False)
             if len(value) > 10:
                 out.print(f"    ... and {len(value) - 10} more (all in results.json)")
         else:
-            out.print(f"  {label}: {readable(value)}", highlight=False)
+            out.print(f"  {label}: {shorten(readable(value))}", highlight=False)
 
 
 # Counterexample entries kept for other uses (the run summary), not for reading.
