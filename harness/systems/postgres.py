@@ -211,7 +211,8 @@ class PostgresSystem(Adapter):
 
     def teardown(self, layout: ClusterLayout) -> None:
         """Once every server has ended: each node's data into its run-directory data_dir
-        (replacing the link), and the scratch directory removed."""
+        (replacing the link), the scratch directory removed, and the shared memory segments
+        killed servers left behind."""
         if self._scratch is None:
             return
         try:
@@ -224,6 +225,8 @@ class PostgresSystem(Adapter):
         finally:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
+            # Servers killed along the way (faults, fencing) left their shared memory.
+            machine.remove_orphaned_segments(machine.server_user()[0])
 
     # --- capabilities ----------------------------------------------------------------------
 

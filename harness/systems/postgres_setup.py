@@ -17,6 +17,7 @@ setup removes every scratch directory whose harness is gone (its pid and start t
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import itertools
 import os
@@ -183,6 +184,7 @@ def new_scratch() -> Path:
     those left by harnesses that are gone first."""
     root = scratch_root()
     reap_scratch(root)
+    remove_orphaned_segments(server_user()[0])
     me = psutil.Process()
     directory = root / f"{me.pid}-{int(me.create_time())}-{next(_clusters)}"
     shutil.rmtree(directory, ignore_errors=True)
@@ -190,6 +192,32 @@ def new_scratch() -> Path:
     uid, gid = server_user()
     os.chown(directory, uid, gid)
     return directory
+
+
+SHM_TABLE = Path("/proc/sysvipc/shm")
+IPC_RMID = 0
+
+
+def remove_orphaned_segments(uid: int) -> list[int]:
+    """Remove the System V shared memory segments of the servers' user `uid` that nothing has
+    attached and whose creator is gone; returns their ids. A postmaster killed by a fault or a
+    fence leaves its segment behind (PostgreSQL removes its own at a clean stop, or when it
+    starts again in the same data directory, which a run's scratch never sees again). A
+    segment whose creator's pid is taken again is left for a later call: never a live one."""
+    if not SHM_TABLE.exists():
+        return []
+    lines = SHM_TABLE.read_text().splitlines()
+    columns = lines[0].split()
+    libc = ctypes.CDLL(None, use_errno=True)
+    removed = []
+    for line in lines[1:]:
+        row = dict(zip(columns, line.split()))
+        if int(row["uid"]) != uid or int(row["nattch"]) != 0 or psutil.pid_exists(
+                int(row["cpid"])):
+            continue
+        if libc.shmctl(int(row["shmid"]), IPC_RMID, None) == 0:
+            removed.append(int(row["shmid"]))
+    return removed
 
 
 def reap_scratch(root: Path) -> list[Path]:

@@ -288,3 +288,54 @@ def test_binaries_the_servers_user_cannot_reach_are_copied_once_where_it_can(tmp
         assert not [p for p in usable.parents[1].iterdir() if ".partial-" in p.name]
     finally:
         shutil.rmtree(usable.parent, ignore_errors=True)
+
+
+def _segment_of(uid: int, attach: bool) -> tuple[int, int]:
+    """A System V shared memory segment made by a child running as `uid` (it exits at once,
+    or, with `attach`, stays attached until killed): its id, and the child's pid."""
+    import ctypes
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                     # the child: never returns
+        try:
+            os.close(read)
+            os.setuid(uid)
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.shmat.restype = ctypes.c_void_p
+            shmid = libc.shmget(0, 56, 0o1600)        # IPC_PRIVATE, IPC_CREAT | 0600
+            if attach:
+                libc.shmat(shmid, None, 0)
+            os.write(write, f"{shmid}\n".encode())
+            if attach:
+                time.sleep(60)
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        shmid = int(pipe.readline())
+    if not attach:
+        os.waitpid(pid, 0)
+    return shmid, pid
+
+
+def _segments() -> set[int]:
+    lines = postgres_setup.SHM_TABLE.read_text().splitlines()[1:]
+    return {int(line.split()[1]) for line in lines}
+
+
+def test_shared_memory_killed_servers_left_is_removed_and_live_memory_kept():
+    """What a SIGKILLed postmaster leaves (a segment of the servers' user that nothing has
+    attached, its creator gone) is removed; a segment still attached is not."""
+    uid = postgres_setup.server_user()[0]
+    orphan, _ = _segment_of(uid, attach=False)
+    live, holder = _segment_of(uid, attach=True)
+    try:
+        assert {orphan, live} <= _segments()
+        assert orphan in postgres_setup.remove_orphaned_segments(uid)
+        assert orphan not in _segments() and live in _segments()
+    finally:
+        os.kill(holder, 9)
+        os.waitpid(holder, 0)
+        postgres_setup.remove_orphaned_segments(uid)
+    assert live not in _segments()        # its holder gone, the next call took it too
