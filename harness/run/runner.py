@@ -23,16 +23,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 from checkers.base import CheckContext, Checker
-from checkers.suite import judge, make_checkers
+from checkers.suite import judge
 from harness.faults import schedule as fault_schedule
 from harness.run.cluster import Cluster
 from harness.run.observer import Observer
 from harness.run.recorder import Recorder
-from harness.run.spec import CHECK_BUDGET_SECONDS, TestSpec
+from harness.run.spec import TestSpec
 from harness.run.violations import placement
 from harness.rundirs import store
 from harness.systems.base import LeaderProbe, StatusProbe, SystemUnavailable
-from harness.workloads import Invocation, Workload, checker_options, make_workload
+from harness.workloads import Invocation, Workload, make_workload
 
 FINAL_READ_ATTEMPTS = 10
 IDLE_POLL = 0.05            # seconds between looks at the clock in a phase without operations
@@ -104,13 +104,10 @@ def run_test(spec: TestSpec, *, argv: list[str] | None = None,
                              ops_per_key=spec.ops_per_key, **spec.workload_options())
     # Election safety is checked from the nodes' own reports, when the system gives them.
     observing = isinstance(system, StatusProbe)
-    # The workload's checkers, those the test adds, and election safety when observed: made
-    # before anything starts (`TestSpec.validate` has made them once already), so that an
-    # option one refuses is said before the run, never after it.
-    checkers = list(dict.fromkeys([*workload.checkers, *(spec.checkers or ()),
-                                   *(["election-safety"] if observing else [])]))
-    made = make_checkers(checkers, checker_options(workload, checkers,
-                                                   budget=CHECK_BUDGET_SECONDS))
+    # Made before anything starts (`TestSpec.validate` has made them once already), so that
+    # an option one refuses is said before the run, never after it.
+    made = spec.judging_checkers(workload, observing)
+    checkers = [checker.name for checker in made]
     runs_dir = Path(spec.runs_dir)
     run_dir = store.create_run_dir(runs_dir, spec.name, seed)
     plan_schedule(spec)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from checkers import registry
+from checkers.base import Checker
 from checkers.suite import make_checkers
 from harness import faults, networks, systems, workloads
 from harness.faults import schedule as fault_schedule
@@ -168,13 +169,20 @@ class TestSpec:
         test adds) with the options they will get, so that one they refuse is a SpecError now,
         not an error once the run is over."""
         try:
-            workload = workloads.make_workload(self.workload, self.keys,
-                                               **self.workload_options())
-            names = list(dict.fromkeys([*workload.checkers, *(self.checkers or ())]))
-            make_checkers(names, workloads.checker_options(workload, names,
-                                                           budget=CHECK_BUDGET_SECONDS))
+            self.judging_checkers(workloads.make_workload(self.workload, self.keys,
+                                                          **self.workload_options()))
         except (OptionError, registry.UnknownChecker, registry.BrokenChecker) as exc:
             raise SpecError(f"checkers: {exc}") from None
+
+    def judging_checkers(self, workload: Workload, observing: bool = False) -> list[Checker]:
+        """The checkers a run of this test judges its history by, made with the options they
+        get (`workloads.checker_options`, the run's CHECK_BUDGET_SECONDS): the workload's,
+        those the test adds, and election safety when the nodes' roles are `observing`.
+        OptionError, UnknownChecker or BrokenChecker for one that cannot be made."""
+        names = list(dict.fromkeys([*workload.checkers, *(self.checkers or ()),
+                                    *(["election-safety"] if observing else [])]))
+        return make_checkers(names, workloads.checker_options(workload, names,
+                                                              budget=CHECK_BUDGET_SECONDS))
 
     def workload_class(self) -> type[Workload]:
         """The class of the test's workload; SpecError when there is none."""
